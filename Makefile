@@ -1,0 +1,41 @@
+# LMCodec: `make demo` and `make test` set up everything on a fresh machine.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+SPEECH_DIR ?= $(abspath ../shared/data/speech)
+IN ?=
+# torch first, pinned: it is the CPU build on local disk here; an unpinned torch pulled in by another package
+# would download a multi-GB CUDA build.
+TORCH := torch==2.13.0
+
+.PHONY: demo test bench install install-dev clean
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q $(TORCH)
+	$(PIP) install -q -e .
+	touch $@
+
+$(VENV)/.installed-dev: $(VENV)/.installed pyproject.toml
+	$(PIP) install -q $(TORCH) -e ".[dev]"
+	touch $@
+
+install: $(VENV)/.installed
+install-dev: $(VENV)/.installed-dev
+
+# Without IN: a real recording from ../shared/data/speech, else a sentence spoken by espeak-ng (installed if needed).
+demo: $(VENV)/.installed
+	@if [ -z "$(IN)" ] && [ ! -d "$(SPEECH_DIR)" ] && ! command -v espeak-ng >/dev/null; then \
+		apt-get update -qq && apt-get install -y -qq espeak-ng >/dev/null; fi
+	$(VENV)/bin/lmcodec demo $(IN) --speech-dir "$(SPEECH_DIR)"
+
+test: $(VENV)/.installed-dev
+	$(PY) -m pytest -q
+
+bench: $(VENV)/.installed-dev
+	$(PY) benchmarks/bench_codec.py --speech-dir "$(SPEECH_DIR)"
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info outputs

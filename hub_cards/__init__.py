@@ -1,0 +1,1 @@
+"""Model and dataset card templates for checkpoints shared on the Hugging Face Hub."""

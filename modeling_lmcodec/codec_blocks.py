@@ -1,0 +1,166 @@
+"""Causal building blocks of the codec, each usable offline (whole sequence) and streaming (a block at a time).
+
+Every block takes `(x, state)` and returns `(y, new_state)`. `state=None` means "start of the stream" (zeros), so the
+same call runs a whole sequence at once or a stream chunk by chunk; chaining the states reproduces the one-shot result
+up to float rounding. Tensors are channels-last: `[batch, time, channels]`.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+# Inputs of at most this many steps take the per-step depthwise path (see `LMCodecConvNeXtBlock._depthwise`).
+SHORT_INPUT_STEPS = 16
+
+
+class LMCodecConvNeXtBlock(nn.Module):
+    """Causal ConvNeXt block: depthwise conv (left context only) → LayerNorm → MLP → layer scale → residual.
+
+    State: the last `kernel_size - 1` inputs, `[B, kernel_size - 1, C]`.
+    """
+
+    def __init__(self, hidden_size: int, intermediate_size: int, kernel_size: int, layer_scale: float, eps: float):
+        super().__init__()
+        self.context = kernel_size - 1
+        self.layer_scale_init = layer_scale
+        self.depthwise = nn.Conv1d(hidden_size, hidden_size, kernel_size, groups=hidden_size)
+        self.norm = nn.LayerNorm(hidden_size, eps=eps)
+        self.pointwise_in = nn.Linear(hidden_size, intermediate_size)
+        self.pointwise_out = nn.Linear(intermediate_size, hidden_size)
+        self.layer_scale = nn.Parameter(torch.full((hidden_size,), layer_scale))
+
+    def initial_state(self, batch_size: int, like: torch.Tensor) -> torch.Tensor:
+        return like.new_zeros(batch_size, self.context, like.shape[-1])
+
+    def _depthwise(self, padded: torch.Tensor) -> torch.Tensor:
+        """Causal depthwise conv of `[B, n + k - 1, C]` → `[B, n, C]`.
+
+        Short inputs (streaming steps) use a multiply-and-sum over unfolded windows: oneDNN's convolution costs
+        ~100 µs per call whatever the length, more than the rest of the block. Long inputs use the convolution.
+        """
+        if padded.shape[1] - self.context <= SHORT_INPUT_STEPS:
+            windows = padded.unfold(1, self.context + 1, 1)  # [B, n, C, k]
+            return (windows * self.depthwise.weight[:, 0]).sum(-1) + self.depthwise.bias
+        return self.depthwise(padded.transpose(1, 2)).transpose(1, 2)
+
+    def forward(self, x: torch.Tensor, state: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """x: `[B, n, C]`, state: `[B, kernel_size - 1, C]` or None → (`[B, n, C]`, new state)."""
+        if state is None:
+            state = self.initial_state(x.shape[0], x)
+        padded = torch.cat([state, x], dim=1)
+        new_state = padded[:, padded.shape[1] - self.context :]
+        h = self._depthwise(padded)
+        h = self.pointwise_out(F.gelu(self.pointwise_in(self.norm(h)), approximate="tanh"))
+        return x + self.layer_scale * h, new_state
+
+
+class LMCodecConvNeXtStack(nn.Module):
+    """A sequence of causal ConvNeXt blocks; its state is the list of the blocks' states."""
+
+    def __init__(self, num_layers: int, hidden_size: int, intermediate_size: int, kernel_size: int, eps: float):
+        super().__init__()
+        layer_scale = 1.0 / max(num_layers, 1)
+        self.layers = nn.ModuleList(
+            LMCodecConvNeXtBlock(hidden_size, intermediate_size, kernel_size, layer_scale, eps) for _ in range(num_layers)
+        )
+
+    def forward(self, x: torch.Tensor, state: list | None = None) -> tuple[torch.Tensor, list]:
+        """x: `[B, n, C]` → (`[B, n, C]`, new state)."""
+        new_state = []
+        for i, layer in enumerate(self.layers):
+            x, s = layer(x, None if state is None else state[i])
+            new_state.append(s)
+        return x, new_state
+
+
+def periodic_hann(length: int) -> torch.Tensor:
+    """Periodic Hann window; copies shifted by `length // 2` sum to exactly one."""
+    return torch.hann_window(length, periodic=True, dtype=torch.float32)
+
+
+class ComputedBuffersMixin:
+    """Modules whose non-persistent buffers (windows, filters) are computed, not learned.
+
+    `from_pretrained` builds models with uninitialised memory and loads only saved tensors, so the model's
+    `_init_weights` refills these buffers from `computed_buffers()`; the constructor registers them from it too.
+    """
+
+    def computed_buffers(self) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    def register_computed_buffers(self) -> None:
+        for name, value in self.computed_buffers().items():
+            self.register_buffer(name, value, persistent=False)
+
+
+class LMCodecSTFTFeatures(ComputedBuffersMixin, nn.Module):
+    """Causal STFT analysis: waveform → per-STFT-frame features.
+
+    STFT frame j covers samples `[hop * (j + 1) - window, hop * (j + 1))`, so it ends at the last sample it has seen.
+    Features per frame: log magnitude and the power-law-compressed complex spectrum (real, imaginary),
+    `3 * (window // 2 + 1)` values.
+    State: the last `window - hop` samples, `[B, window - hop]`.
+    """
+
+    def __init__(self, window_length: int, hop_length: int):
+        super().__init__()
+        self.window_length = window_length
+        self.hop_length = hop_length
+        self.register_computed_buffers()
+
+    def computed_buffers(self) -> dict[str, torch.Tensor]:
+        return {"window": periodic_hann(self.window_length)}
+
+    @property
+    def num_features(self) -> int:
+        return 3 * (self.window_length // 2 + 1)
+
+    def forward(self, samples: torch.Tensor, state: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """samples: `[B, n * hop]` → (features `[B, n, 3 * (window // 2 + 1)]`, new state `[B, window - hop]`)."""
+        context = self.window_length - self.hop_length
+        if state is None:
+            state = samples.new_zeros(samples.shape[0], context)
+        padded = torch.cat([state, samples], dim=1)
+        frames = padded.unfold(1, self.window_length, self.hop_length) * self.window
+        spectrum = torch.fft.rfft(frames, dim=-1)
+        magnitude = spectrum.abs()
+        compressed = spectrum * (magnitude + 1e-5).pow(-0.7)
+        features = torch.cat([torch.log(magnitude + 1e-5), compressed.real, compressed.imag], dim=-1)
+        return features, padded[:, padded.shape[1] - context :]
+
+
+class LMCodecISTFTHead(ComputedBuffersMixin, nn.Module):
+    """Magnitude-and-phase head followed by a causal inverse STFT with 50% overlap-add.
+
+    Synthesis frame j is placed at output samples `[hop * j, hop * j + window)`; samples `[hop * j, hop * (j + 1))` are
+    final once frames j - 1 and j exist, so the head adds no delay. State: the pending second half of the last frame,
+    `[B, hop]`.
+    """
+
+    def __init__(self, hidden_size: int, window_length: int, hop_length: int, max_log_magnitude: float = 6.0):
+        super().__init__()
+        self.window_length = window_length
+        self.hop_length = hop_length
+        self.num_bins = window_length // 2 + 1
+        self.max_log_magnitude = max_log_magnitude
+        self.projection = nn.Linear(hidden_size, 2 * self.num_bins)
+        self.register_computed_buffers()
+
+    def computed_buffers(self) -> dict[str, torch.Tensor]:
+        return {"window": periodic_hann(self.window_length)}
+
+    def forward(self, hidden: torch.Tensor, state: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """hidden: `[B, n, C]` → (samples `[B, n * hop]`, new state `[B, hop]`)."""
+        log_magnitude, phase = self.projection(hidden).chunk(2, dim=-1)
+        magnitude = torch.exp(log_magnitude.clamp(max=self.max_log_magnitude))
+        spectrum = torch.polar(magnitude, phase)
+        frames = torch.fft.irfft(spectrum, n=self.window_length, dim=-1) * self.window
+        heads, tails = frames[..., : self.hop_length], frames[..., self.hop_length :]
+        if state is None:
+            state = hidden.new_zeros(hidden.shape[0], self.hop_length)
+        previous_tails = torch.cat([state.unsqueeze(1), tails[:, :-1]], dim=1)
+        samples = (heads + previous_tails).flatten(1)
+        return samples, tails[:, -1]

@@ -1,0 +1,192 @@
+"""LMCodec model configuration."""
+
+from __future__ import annotations
+
+import math
+
+from huggingface_hub.dataclasses import strict
+from transformers import PreTrainedConfig
+
+from .frames import frames_to_samples
+
+
+@strict
+class LMCodecConfig(PreTrainedConfig):
+    r"""
+    Configuration of an [`LMCodecModel`]: a causal 16 kHz speech codec whose residual vector quantizer (RVQ) yields
+    `num_quantizers` levels of `codebook_size` codes at 50 frames per second.
+
+    The codec works on short-time Fourier frames: a causal STFT (`stft_window_length` samples, hop `stft_hop_length`)
+    feeds causal ConvNeXt blocks; pairs of STFT frames (`frame_downsampling`) are merged into one code frame of
+    `hop_length = stft_hop_length * frame_downsampling` samples; the decoder mirrors this and ends in a magnitude and
+    phase head followed by an inverse STFT with overlap-add. No layer looks ahead, so the algorithmic latency is one
+    code frame (20 ms).
+
+    Args:
+        sampling_rate (`int`, *optional*, defaults to 16000):
+            Sampling rate of the audio in Hz.
+        stft_window_length (`int`, *optional*, defaults to 320):
+            Window (and FFT) length of the analysis and synthesis STFT, in samples. Must be twice `stft_hop_length`.
+        stft_hop_length (`int`, *optional*, defaults to 160):
+            Hop between STFT frames, in samples.
+        frame_downsampling (`int`, *optional*, defaults to 2):
+            STFT frames merged into one code frame.
+        hidden_size (`int`, *optional*, defaults to 256):
+            Channel width of the ConvNeXt blocks.
+        intermediate_size (`int`, *optional*, defaults to 768):
+            Width of the pointwise feed-forward layer inside each ConvNeXt block.
+        kernel_size (`int`, *optional*, defaults to 7):
+            Kernel size of the causal depthwise convolutions.
+        num_encoder_stft_layers (`int`, *optional*, defaults to 2):
+            Encoder blocks at the STFT frame rate (before downsampling).
+        num_encoder_frame_layers (`int`, *optional*, defaults to 4):
+            Encoder blocks at the code frame rate.
+        num_decoder_frame_layers (`int`, *optional*, defaults to 4):
+            Decoder blocks at the code frame rate.
+        num_decoder_stft_layers (`int`, *optional*, defaults to 4):
+            Decoder blocks at the STFT frame rate (after upsampling).
+        layer_norm_eps (`float`, *optional*, defaults to 1e-6):
+            Epsilon of the layer norms.
+        codebook_dim (`int`, *optional*, defaults to 64):
+            Dimension of the quantized latent and of every codebook vector.
+        num_quantizers (`int`, *optional*, defaults to 12):
+            Number of RVQ levels (level 0 is the coarsest).
+        codebook_size (`int`, *optional*, defaults to 1024):
+            Codes per level; a power of two, so each code costs `log2(codebook_size)` bits uncompressed.
+        num_coarse_quantizers (`int`, *optional*, defaults to 3):
+            Default number of coarse levels sent in a bitstream (the operating point): 2 gives 1.0 kbps and 3 gives
+            1.5 kbps before entropy coding.
+        quantizer_dropout (`float`, *optional*, defaults to 0.5):
+            Training only: probability that an example is reconstructed from a random number of levels
+            (1 to `num_quantizers`) instead of all of them, so one model serves every number of levels.
+        codebook_ema_decay (`float`, *optional*, defaults to 0.99):
+            Decay of the exponential moving averages that update the codebooks.
+        codebook_dead_threshold (`float`, *optional*, defaults to 0.5):
+            A code whose moving-average usage (vectors per batch) falls below this is restarted from a random
+            recent input vector.
+        commitment_loss_weight (`float`, *optional*, defaults to 1.0):
+            Weight of the quantizer's commitment loss in `forward`'s total loss.
+        mel_loss_weight (`float`, *optional*, defaults to 1.0):
+            Weight of the multi-scale log-mel L1 loss.
+        stft_loss_weight (`float`, *optional*, defaults to 1.0):
+            Weight of the multi-resolution STFT loss (spectral convergence + log magnitude).
+        phase_loss_weight (`float`, *optional*, defaults to 1.0):
+            Weight of the phase-aware loss (L1 between compressed complex spectra).
+        initializer_range (`float`, *optional*, defaults to 0.02):
+            Standard deviation of the initial weights.
+
+    Example:
+
+    ```python
+    >>> from lmcodec import LMCodecConfig, LMCodecModel
+
+    >>> configuration = LMCodecConfig(num_coarse_quantizers=2)
+    >>> model = LMCodecModel(configuration)
+    >>> configuration.frame_rate, configuration.coarse_bitrate()
+    (50.0, 1000.0)
+    ```"""
+
+    model_type = "lmcodec"
+
+    sampling_rate: int = 16000
+    stft_window_length: int = 320
+    stft_hop_length: int = 160
+    frame_downsampling: int = 2
+    hidden_size: int = 256
+    intermediate_size: int = 768
+    kernel_size: int = 7
+    num_encoder_stft_layers: int = 2
+    num_encoder_frame_layers: int = 4
+    num_decoder_frame_layers: int = 4
+    num_decoder_stft_layers: int = 4
+    layer_norm_eps: float = 1e-6
+    codebook_dim: int = 64
+    num_quantizers: int = 12
+    codebook_size: int = 1024
+    num_coarse_quantizers: int = 3
+    quantizer_dropout: float = 0.5
+    codebook_ema_decay: float = 0.99
+    codebook_dead_threshold: float = 0.5
+    commitment_loss_weight: float = 1.0
+    mel_loss_weight: float = 1.0
+    stft_loss_weight: float = 1.0
+    phase_loss_weight: float = 1.0
+    initializer_range: float = 0.02
+
+    def validate_architecture(self):
+        """Part of `@strict` validation: every error names the field and the accepted values."""
+        positive = (
+            "sampling_rate",
+            "stft_hop_length",
+            "frame_downsampling",
+            "hidden_size",
+            "intermediate_size",
+            "kernel_size",
+            "codebook_dim",
+            "num_quantizers",
+            "codebook_size",
+            "num_coarse_quantizers",
+        )
+        integers = positive + ("num_encoder_stft_layers", "num_encoder_frame_layers", "num_decoder_frame_layers",
+                               "num_decoder_stft_layers", "stft_window_length")
+        for name in integers:
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise ValueError(f"LMCodecConfig.{name} must be an integer, got {value!r} ({type(value).__name__}).")
+        for name in positive:
+            if getattr(self, name) <= 0:
+                raise ValueError(f"LMCodecConfig.{name} must be a positive integer, got {getattr(self, name)}.")
+        for name in ("num_encoder_stft_layers", "num_encoder_frame_layers", "num_decoder_frame_layers"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"LMCodecConfig.{name} must be >= 0, got {getattr(self, name)}.")
+        if self.num_decoder_stft_layers < 0:
+            raise ValueError(f"LMCodecConfig.num_decoder_stft_layers must be >= 0, got {self.num_decoder_stft_layers}.")
+        if self.stft_window_length != 2 * self.stft_hop_length:
+            raise ValueError(
+                f"LMCodecConfig.stft_window_length must be twice stft_hop_length ({2 * self.stft_hop_length}), "
+                f"got {self.stft_window_length}: the causal overlap-add assumes 50% overlap."
+            )
+        if self.codebook_size < 2 or self.codebook_size & (self.codebook_size - 1):
+            raise ValueError(f"LMCodecConfig.codebook_size must be a power of two >= 2, got {self.codebook_size}.")
+        if not 1 <= self.num_coarse_quantizers <= self.num_quantizers:
+            raise ValueError(
+                f"LMCodecConfig.num_coarse_quantizers must be between 1 and num_quantizers ({self.num_quantizers}), "
+                f"got {self.num_coarse_quantizers}."
+            )
+        if not 0.0 <= self.quantizer_dropout <= 1.0:
+            raise ValueError(f"LMCodecConfig.quantizer_dropout must be in [0, 1], got {self.quantizer_dropout}.")
+        if not 0.0 < self.codebook_ema_decay < 1.0:
+            raise ValueError(f"LMCodecConfig.codebook_ema_decay must be in (0, 1), got {self.codebook_ema_decay}.")
+        for name in ("commitment_loss_weight", "mel_loss_weight", "stft_loss_weight", "phase_loss_weight"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"LMCodecConfig.{name} must be >= 0, got {getattr(self, name)}.")
+
+    @property
+    def hop_length(self) -> int:
+        """Samples per code frame (320 by default)."""
+        return self.stft_hop_length * self.frame_downsampling
+
+    @property
+    def frame_rate(self) -> float:
+        """Code frames per second (50.0 by default)."""
+        return self.sampling_rate / self.hop_length
+
+    @property
+    def bits_per_code(self) -> int:
+        """Bits of one code without entropy coding (10 for 1024 codes)."""
+        return int(math.log2(self.codebook_size))
+
+    @property
+    def algorithmic_latency_ms(self) -> float:
+        """Delay between a sample entering the encoder and its reconstruction leaving the decoder: one code frame."""
+        return 1000.0 * frames_to_samples(1, self.hop_length) / self.sampling_rate
+
+    def coarse_bitrate(self, num_coarse_quantizers: int | None = None) -> float:
+        """Raw bitrate in bit/s of `num_coarse_quantizers` levels without entropy coding (1500.0 for 3 levels)."""
+        levels = self.num_coarse_quantizers if num_coarse_quantizers is None else num_coarse_quantizers
+        if not 1 <= levels <= self.num_quantizers:
+            raise ValueError(f"num_coarse_quantizers must be between 1 and {self.num_quantizers}, got {levels}.")
+        return levels * self.bits_per_code * self.frame_rate
+
+
+__all__ = ["LMCodecConfig"]

@@ -1,0 +1,314 @@
+"""LMCodec: causal STFT-domain speech codec with a residual vector quantizer (16 kHz, 50 frames/s)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from transformers import PreTrainedModel
+from transformers import initialization as init
+from transformers.utils import ModelOutput
+
+from .codec_blocks import (
+    ComputedBuffersMixin,
+    LMCodecConvNeXtBlock,
+    LMCodecConvNeXtStack,
+    LMCodecISTFTHead,
+    LMCodecSTFTFeatures,
+)
+from .configuration_lmcodec import LMCodecConfig
+from .frames import num_frames, padded_length
+from .losses import LMCodecReconstructionLoss
+from .quantizer import LMCodecResidualVectorQuantizer
+
+# Code frames the encoder processes per step. Offline `encode` and the streaming encoder both run this same block
+# loop, so their float arithmetic, and therefore their codes, are identical whatever the caller's chunk sizes.
+# Two frames (40 ms) halve the per-step cost of reading the weights against one frame, and keep the worst-case
+# algorithmic latency at 40 ms (the first frame of a block waits for the second).
+ENCODER_BLOCK_FRAMES = 2
+
+
+@dataclass
+class LMCodecEncoderOutput(ModelOutput):
+    """
+    audio_codes (`torch.LongTensor` of shape `[batch_size, num_quantizers, num_frames]`):
+        RVQ codes, level 0 (coarsest) first.
+    audio_codes_mask (`torch.LongTensor` of shape `[batch_size, num_frames]`):
+        1 for frames that hold real audio, 0 for frames made only of padding.
+    """
+
+    audio_codes: torch.LongTensor | None = None
+    audio_codes_mask: torch.LongTensor | None = None
+
+
+@dataclass
+class LMCodecDecoderOutput(ModelOutput):
+    """
+    audio_values (`torch.FloatTensor` of shape `[batch_size, 1, num_samples]`):
+        Decoded audio in [-1, 1].
+    """
+
+    audio_values: torch.FloatTensor | None = None
+
+
+@dataclass
+class LMCodecOutput(ModelOutput):
+    """
+    loss (`torch.FloatTensor`): reconstruction loss plus weighted commitment loss.
+    reconstruction_loss (`torch.FloatTensor`): weighted sum of `mel_loss`, `stft_loss` and `phase_loss`.
+    commitment_loss (`torch.FloatTensor`): mean squared distance between each level's input and its code vector.
+    mel_loss, stft_loss, phase_loss (`torch.FloatTensor`): the unweighted reconstruction terms.
+    audio_codes (`torch.LongTensor` of shape `[batch_size, num_quantizers, num_frames]`): codes of all levels.
+    audio_values (`torch.FloatTensor` of shape `[batch_size, 1, num_samples]`): reconstruction (not clipped).
+    """
+
+    loss: torch.FloatTensor | None = None
+    reconstruction_loss: torch.FloatTensor | None = None
+    commitment_loss: torch.FloatTensor | None = None
+    mel_loss: torch.FloatTensor | None = None
+    stft_loss: torch.FloatTensor | None = None
+    phase_loss: torch.FloatTensor | None = None
+    audio_codes: torch.LongTensor | None = None
+    audio_values: torch.FloatTensor | None = None
+
+
+class LMCodecEncoder(nn.Module):
+    """Causal STFT features → ConvNeXt at the STFT rate → merge frame pairs → ConvNeXt at 50 Hz → latent."""
+
+    def __init__(self, config: LMCodecConfig):
+        super().__init__()
+        self.downsampling = config.frame_downsampling
+        self.features = LMCodecSTFTFeatures(config.stft_window_length, config.stft_hop_length)
+        self.input_projection = nn.Linear(self.features.num_features, config.hidden_size)
+        stack_args = (config.hidden_size, config.intermediate_size, config.kernel_size, config.layer_norm_eps)
+        self.stft_layers = LMCodecConvNeXtStack(config.num_encoder_stft_layers, *stack_args)
+        self.downsample = nn.Linear(self.downsampling * config.hidden_size, config.hidden_size)
+        self.frame_layers = LMCodecConvNeXtStack(config.num_encoder_frame_layers, *stack_args)
+        self.output_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.output_projection = nn.Linear(config.hidden_size, config.codebook_dim)
+
+    def forward(self, samples: torch.Tensor, state: tuple | None = None) -> tuple[torch.Tensor, tuple]:
+        """samples: `[B, n * hop_length]` → (latent `[B, n, codebook_dim]`, state). `state=None` starts a stream."""
+        features_state, stft_state, frame_state = (None, None, None) if state is None else state
+        features, features_state = self.features(samples, features_state)
+        hidden, stft_state = self.stft_layers(self.input_projection(features), stft_state)
+        batch, steps, channels = hidden.shape
+        hidden = self.downsample(hidden.reshape(batch, steps // self.downsampling, self.downsampling * channels))
+        hidden, frame_state = self.frame_layers(hidden, frame_state)
+        latent = self.output_projection(self.output_norm(hidden))
+        return latent, (features_state, stft_state, frame_state)
+
+
+class LMCodecDecoder(nn.Module):
+    """Latent → ConvNeXt at 50 Hz → split each frame in two → ConvNeXt at the STFT rate → iSTFT head."""
+
+    def __init__(self, config: LMCodecConfig):
+        super().__init__()
+        self.upsampling = config.frame_downsampling
+        self.input_projection = nn.Linear(config.codebook_dim, config.hidden_size)
+        stack_args = (config.hidden_size, config.intermediate_size, config.kernel_size, config.layer_norm_eps)
+        self.frame_layers = LMCodecConvNeXtStack(config.num_decoder_frame_layers, *stack_args)
+        self.upsample = nn.Linear(config.hidden_size, self.upsampling * config.hidden_size)
+        self.stft_layers = LMCodecConvNeXtStack(config.num_decoder_stft_layers, *stack_args)
+        self.output_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.head = LMCodecISTFTHead(config.hidden_size, config.stft_window_length, config.stft_hop_length)
+
+    def forward(self, latent: torch.Tensor, state: tuple | None = None) -> tuple[torch.Tensor, tuple]:
+        """latent: `[B, n, codebook_dim]` → (samples `[B, n * hop_length]`, state). `state=None` starts a stream."""
+        frame_state, stft_state, head_state = (None, None, None) if state is None else state
+        hidden, frame_state = self.frame_layers(self.input_projection(latent), frame_state)
+        batch, steps, channels = hidden.shape
+        hidden = self.upsample(hidden).reshape(batch, steps * self.upsampling, channels)
+        hidden, stft_state = self.stft_layers(hidden, stft_state)
+        samples, head_state = self.head(self.output_norm(hidden), head_state)
+        return samples, (frame_state, stft_state, head_state)
+
+
+class LMCodecPreTrainedModel(PreTrainedModel):
+    config_class = LMCodecConfig
+    config: LMCodecConfig
+    base_model_prefix = "lmcodec"
+    main_input_name = "input_values"
+    supports_gradient_checkpointing = False
+
+    def _init_weights(self, module):
+        super()._init_weights(module)
+        if isinstance(module, LMCodecConvNeXtBlock):
+            init.constant_(module.layer_scale, module.layer_scale_init)
+        if isinstance(module, ComputedBuffersMixin):
+            for name, value in module.computed_buffers().items():
+                init.copy_(getattr(module, name), value)
+
+
+class LMCodecModel(LMCodecPreTrainedModel):
+    """The LMCodec codec: `encode` audio to RVQ codes, `decode` codes to audio, `forward` for training."""
+
+    def __init__(self, config: LMCodecConfig):
+        super().__init__(config)
+        self.encoder = LMCodecEncoder(config)
+        self.quantizer = LMCodecResidualVectorQuantizer(config)
+        self.decoder = LMCodecDecoder(config)
+        self.reconstruction_loss = LMCodecReconstructionLoss(
+            config.sampling_rate, config.mel_loss_weight, config.stft_loss_weight, config.phase_loss_weight
+        )
+        self.post_init()
+
+    # ------------------------------------------------------------------ input checks
+    def _check_input_values(self, input_values: torch.Tensor, padding_mask: torch.Tensor | None) -> torch.Tensor:
+        """Validate `[B, 1, T]` input and return `[B, T]` samples with padding zeroed."""
+        if not torch.is_tensor(input_values) or input_values.dim() != 3 or input_values.shape[1] != 1:
+            shape = tuple(input_values.shape) if torch.is_tensor(input_values) else type(input_values).__name__
+            raise ValueError(
+                f"input_values must be a tensor of shape [batch, 1, samples] (mono), got {shape}; "
+                "use LMCodecFeatureExtractor to prepare raw audio."
+            )
+        samples = input_values[:, 0].to(self.dtype)
+        if padding_mask is not None:
+            if padding_mask.shape != samples.shape:
+                raise ValueError(
+                    f"padding_mask must have shape [batch, samples] = {tuple(samples.shape)}, "
+                    f"got {tuple(padding_mask.shape)}."
+                )
+            samples = samples * padding_mask.to(samples.dtype)
+        return samples
+
+    def _frame_mask(self, padding_mask: torch.Tensor | None, batch: int, frames: int) -> torch.Tensor:
+        """`[B, T]` sample mask → `[B, F]` frame mask (a frame counts if its first sample is real audio)."""
+        if padding_mask is None:
+            return torch.ones(batch, frames, dtype=torch.long, device=self.device)
+        starts = padding_mask[:, :: self.config.hop_length][:, :frames]
+        return (starts > 0).long()
+
+    def _pad_to_frames(self, samples: torch.Tensor, multiple: int = 1) -> torch.Tensor:
+        """Zero-pad `[B, T]` at the end to a whole number of `multiple`-frame blocks."""
+        hop = self.config.hop_length * multiple
+        return nn.functional.pad(samples, (0, padded_length(samples.shape[-1], hop) - samples.shape[-1]))
+
+    # ------------------------------------------------------------------ codes
+    def encode_block(
+        self, samples: torch.Tensor, state: tuple | None, num_quantizers: int, norms: torch.Tensor
+    ) -> tuple[torch.Tensor, tuple]:
+        """One step of the fixed encoder loop: samples `[B, ENCODER_BLOCK_FRAMES * hop_length]` → (codes `[B, K, n]`,
+        state). `norms` is `self.quantizer.codebook_norms()`, computed once per stream."""
+        latent, state = self.encoder(samples, state)
+        return self.quantizer.encode(latent, num_quantizers, norms), state
+
+    def _check_num_quantizers(self, num_quantizers: int | None) -> int:
+        levels = self.config.num_quantizers if num_quantizers is None else num_quantizers
+        if not 1 <= levels <= self.config.num_quantizers:
+            raise ValueError(f"num_quantizers must be between 1 and {self.config.num_quantizers}, got {levels}.")
+        return levels
+
+    @torch.no_grad()
+    def encode(
+        self,
+        input_values: torch.Tensor,
+        padding_mask: torch.Tensor | None = None,
+        num_quantizers: int | None = None,
+        return_dict: bool | None = None,
+    ) -> LMCodecEncoderOutput | tuple:
+        """Encode `input_values [B, 1, T]` into `audio_codes [B, K, ceil(T / hop_length)]`.
+
+        Runs the same fixed block loop as `streaming_encoder()`, so both give identical codes. `num_quantizers`
+        (K) defaults to all levels. Padded samples (`padding_mask == 0`) are zeroed first.
+        """
+        levels = self._check_num_quantizers(num_quantizers)
+        samples = self._check_input_values(input_values, padding_mask)
+        frames = num_frames(samples.shape[-1], self.config.hop_length)
+        samples = self._pad_to_frames(samples, ENCODER_BLOCK_FRAMES)
+        block = ENCODER_BLOCK_FRAMES * self.config.hop_length
+        norms = self.quantizer.codebook_norms()
+        state, codes = None, []
+        for start in range(0, samples.shape[-1], block):
+            block_codes, state = self.encode_block(samples[:, start : start + block], state, levels, norms)
+            codes.append(block_codes)
+        audio_codes = torch.cat(codes, dim=-1)[..., :frames] if codes else samples.new_zeros(
+            samples.shape[0], levels, 0, dtype=torch.long
+        )
+        codes_mask = self._frame_mask(padding_mask, samples.shape[0], frames)
+        if return_dict is False:
+            return audio_codes, codes_mask
+        return LMCodecEncoderOutput(audio_codes=audio_codes, audio_codes_mask=codes_mask)
+
+    def _check_audio_codes(self, audio_codes: torch.Tensor) -> None:
+        if not torch.is_tensor(audio_codes) or audio_codes.dim() != 3:
+            shape = tuple(audio_codes.shape) if torch.is_tensor(audio_codes) else type(audio_codes).__name__
+            raise ValueError(f"audio_codes must be a tensor of shape [batch, levels, frames], got {shape}.")
+        if not 1 <= audio_codes.shape[1] <= self.config.num_quantizers:
+            raise ValueError(
+                f"audio_codes must hold 1 to {self.config.num_quantizers} levels, got {audio_codes.shape[1]}."
+            )
+
+    def decode_latent(self, latent: torch.Tensor, state: tuple | None = None) -> tuple[torch.Tensor, tuple]:
+        """Quantized latent `[B, n, codebook_dim]` → (unclipped samples `[B, n * hop_length]`, decoder state)."""
+        return self.decoder(latent, state)
+
+    @torch.no_grad()
+    def decode(
+        self, audio_codes: torch.Tensor, padding_mask: torch.Tensor | None = None, return_dict: bool | None = None
+    ) -> LMCodecDecoderOutput | tuple:
+        """Decode `audio_codes [B, K, F]` (the first K levels; K < Nq decodes from fewer levels) into
+        `audio_values [B, 1, F * hop_length]` clipped to [-1, 1]. With `padding_mask [B, T]` the output is cut to T
+        samples and padded positions are zeroed."""
+        self._check_audio_codes(audio_codes)
+        latent = self.quantizer.decode(audio_codes.to(self.device))
+        samples, _ = self.decode_latent(latent)
+        samples = samples.clamp(-1.0, 1.0)
+        if padding_mask is not None:
+            samples = samples[:, : padding_mask.shape[-1]]
+            samples = samples * padding_mask[:, : samples.shape[-1]].to(samples.dtype)
+        audio_values = samples.unsqueeze(1)
+        if return_dict is False:
+            return (audio_values,)
+        return LMCodecDecoderOutput(audio_values=audio_values)
+
+    # ------------------------------------------------------------------ streaming
+    def streaming_encoder(self, num_quantizers: int | None = None):
+        """A stateful encoder: `push(samples [T]) -> codes [K, f]`, `flush() -> codes [K, f]`."""
+        from .streaming import LMCodecStreamingEncoder
+
+        return LMCodecStreamingEncoder(self, self._check_num_quantizers(num_quantizers))
+
+    def streaming_decoder(self):
+        """A stateful decoder: `push(codes [K, f]) -> samples [f * hop_length]`."""
+        from .streaming import LMCodecStreamingDecoder
+
+        return LMCodecStreamingDecoder(self)
+
+    # ------------------------------------------------------------------ training
+    def forward(
+        self,
+        input_values: torch.Tensor,
+        padding_mask: torch.Tensor | None = None,
+        return_dict: bool | None = None,
+    ) -> LMCodecOutput | tuple:
+        """Training pass over `input_values [B, 1, T]`: encode (whole sequence at once), quantize (EMA updates and
+        quantizer dropout in training mode), decode, and the losses against the input."""
+        samples = self._check_input_values(input_values, padding_mask)
+        length = samples.shape[-1]
+        samples = self._pad_to_frames(samples)
+        latent, _ = self.encoder(samples)
+        frame_mask = self._frame_mask(padding_mask, samples.shape[0], latent.shape[1])
+        quantized = self.quantizer(latent, frame_mask)
+        reconstruction, _ = self.decode_latent(quantized.quantized)
+        sample_mask = None
+        if padding_mask is not None:
+            sample_mask = nn.functional.pad(padding_mask, (0, samples.shape[-1] - length)).to(reconstruction.dtype)
+            reconstruction = reconstruction * sample_mask
+        reconstruction_loss, parts = self.reconstruction_loss(reconstruction, samples)
+        loss = reconstruction_loss + self.config.commitment_loss_weight * quantized.commitment_loss
+        output = LMCodecOutput(
+            loss=loss,
+            reconstruction_loss=reconstruction_loss,
+            commitment_loss=quantized.commitment_loss,
+            mel_loss=parts["mel"],
+            stft_loss=parts["stft"],
+            phase_loss=parts["phase"],
+            audio_codes=quantized.codes,
+            audio_values=reconstruction[:, :length].unsqueeze(1),
+        )
+        return output.to_tuple() if return_dict is False else output
+
+
+__all__ = ["LMCodecPreTrainedModel", "LMCodecModel", "LMCodecEncoderOutput", "LMCodecDecoderOutput", "LMCodecOutput"]

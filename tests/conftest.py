@@ -1,0 +1,73 @@
+"""Shared fixtures: tiny configs (like transformers' model testers), signals made in code, the real-speech folder."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import lmcodec
+
+REPO = Path(__file__).resolve().parents[1]
+SPEECH_DIR = REPO.parent / "shared" / "data" / "speech"
+
+
+def tiny_config(**overrides) -> lmcodec.LMCodecConfig:
+    """A codec small enough for fast tests: width 32, 4 levels of 64 codes."""
+    values = dict(
+        hidden_size=32,
+        intermediate_size=64,
+        kernel_size=5,
+        num_encoder_stft_layers=1,
+        num_encoder_frame_layers=1,
+        num_decoder_frame_layers=1,
+        num_decoder_stft_layers=1,
+        codebook_dim=8,
+        num_quantizers=4,
+        codebook_size=64,
+        num_coarse_quantizers=2,
+    )
+    values.update(overrides)
+    return lmcodec.LMCodecConfig(**values)
+
+
+def random_codebooks(model: lmcodec.LMCodecModel, seed: int = 0) -> lmcodec.LMCodecModel:
+    """Give an untrained model distinct codebooks (fresh ones are all zeros until training initialises them)."""
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        books = model.quantizer.codebooks
+        books.copy_(torch.randn(books.shape, generator=generator) * 0.5)
+        model.quantizer.initialized.fill_(True)
+    return model
+
+
+def speech_like(seconds: float, sampling_rate: int = 16000, seed: int = 0) -> np.ndarray:
+    """A voiced, amplitude-modulated harmonic signal with noise: deterministic, speech-like enough for codec tests."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * sampling_rate)) / sampling_rate
+    pitch = 120 + 30 * np.sin(2 * math.pi * 0.7 * t)
+    phase = 2 * math.pi * np.cumsum(pitch) / sampling_rate
+    voiced = sum(np.sin(k * phase) / k for k in range(1, 12))
+    envelope = 0.5 + 0.5 * np.sin(2 * math.pi * 3 * t) ** 2
+    signal = 0.15 * envelope * voiced + 0.01 * rng.standard_normal(t.shape)
+    return signal.astype(np.float32)
+
+
+@pytest.fixture
+def tiny_model() -> lmcodec.LMCodecModel:
+    torch.manual_seed(0)
+    return random_codebooks(lmcodec.LMCodecModel(tiny_config()).eval())
+
+
+def speech_files(subfolder: str, limit: int) -> list[Path]:
+    """Up to `limit` real recordings from ../shared/data/speech/<subfolder>, or skip the test with the reason."""
+    folder = SPEECH_DIR / subfolder
+    if not folder.is_dir():
+        pytest.skip(f"real speech folder {folder} is absent (it lives beside the repo in shared/data/speech)")
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in {".flac", ".wav"})[:limit]
+    if not files:
+        pytest.skip(f"no audio files in {folder}")
+    return files

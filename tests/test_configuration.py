@@ -1,0 +1,63 @@
+"""LMCodecConfig: defaults, derived properties, validation naming the field, save/load."""
+
+from __future__ import annotations
+
+import pytest
+
+import lmcodec
+
+
+def test_defaults_describe_the_paper_operating_points():
+    config = lmcodec.LMCodecConfig()
+    assert config.model_type == "lmcodec"
+    assert config.sampling_rate == 16000
+    assert config.hop_length == 320
+    assert config.frame_rate == 50.0
+    assert config.num_quantizers == 12 and config.codebook_size == 1024
+    assert config.bits_per_code == 10
+    assert config.coarse_bitrate(2) == 1000.0
+    assert config.coarse_bitrate() == 1500.0
+    assert config.algorithmic_latency_ms == 20.0
+
+
+@pytest.mark.parametrize(
+    "field, value, message",
+    [
+        ("codebook_size", 1000, "codebook_size must be a power of two"),
+        ("num_coarse_quantizers", 13, "num_coarse_quantizers must be between 1 and num_quantizers"),
+        ("num_coarse_quantizers", 0, "num_coarse_quantizers must be a positive integer"),
+        ("stft_window_length", 400, "stft_window_length must be twice stft_hop_length"),
+        ("hidden_size", 0, "hidden_size must be a positive integer"),
+        ("quantizer_dropout", 1.5, r"quantizer_dropout must be in \[0, 1\]"),
+        ("codebook_ema_decay", 1.0, r"codebook_ema_decay must be in \(0, 1\)"),
+        ("num_decoder_stft_layers", -1, "num_decoder_stft_layers must be >= 0"),
+        ("mel_loss_weight", -1.0, "mel_loss_weight must be >= 0"),
+    ],
+)
+def test_invalid_values_raise_an_error_naming_the_field(field, value, message):
+    with pytest.raises(Exception, match=message):
+        lmcodec.LMCodecConfig(**{field: value})
+
+
+def test_wrong_types_are_rejected():
+    with pytest.raises(Exception, match="hidden_size"):
+        lmcodec.LMCodecConfig(hidden_size="wide")
+
+
+def test_coarse_bitrate_rejects_impossible_levels():
+    with pytest.raises(ValueError, match="between 1 and 12"):
+        lmcodec.LMCodecConfig().coarse_bitrate(13)
+
+
+def test_save_and_load_round_trip(tmp_path):
+    config = lmcodec.LMCodecConfig(hidden_size=64, num_coarse_quantizers=2)
+    config.save_pretrained(tmp_path)
+    loaded = lmcodec.LMCodecConfig.from_pretrained(tmp_path)
+    assert loaded.hidden_size == 64 and loaded.num_coarse_quantizers == 2
+    assert loaded.to_dict() == config.to_dict()
+
+
+def test_auto_config_knows_the_model_type():
+    from transformers import AutoConfig
+
+    assert isinstance(AutoConfig.for_model("lmcodec"), lmcodec.LMCodecConfig)

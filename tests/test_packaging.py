@@ -1,0 +1,57 @@
+"""The built wheel (not only the editable install) imports `lmcodec` and every subpackage in a fresh venv."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import sysconfig
+import venv
+
+import pytest
+
+from tests.conftest import REPO
+
+SUBPACKAGES = ["lmcodec", "lmcodec.processing", "lmcodec.training", "lmcodec.hub_cards", "lmcodec.cli"]
+SOURCES = ["pyproject.toml", "README.md", "modeling_lmcodec", "processing", "training", "hub_cards"]
+
+
+@pytest.mark.slow
+def test_wheel_installs_and_imports_every_subpackage(tmp_path):
+    source = tmp_path / "source"
+    source.mkdir()
+    for name in SOURCES:
+        path = REPO / name
+        if path.is_dir():
+            shutil.copytree(path, source / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy(path, source / name)
+    wheels = tmp_path / "wheels"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(wheels),
+         str(source)],
+        check=True, capture_output=True, text=True, timeout=600,
+    )
+    wheel = next(wheels.glob("lmcodec-*.whl"))
+
+    environment = tmp_path / "venv"
+    venv.create(environment, system_site_packages=True, with_pip=True)
+    python = environment / "bin" / "python"
+    site_packages = subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        check=True, capture_output=True, text=True,
+    ).stdout.strip()
+    # Dependencies (torch, transformers, ...) come from the test's environment, but not its editable lmcodec:
+    # a plain path line does not run that environment's .pth hooks.
+    (environment / site_packages.split(str(environment) + "/", 1)[1] / "deps.pth").write_text(
+        sysconfig.get_paths()["purelib"] + "\n"
+    )
+    subprocess.run([str(python), "-m", "pip", "install", "--no-deps", "-q", str(wheel)], check=True, timeout=300)
+    probe = (
+        "import importlib, lmcodec\n"
+        f"for name in {SUBPACKAGES!r}: importlib.import_module(name)\n"
+        "print(lmcodec.__file__)\n"
+    )
+    result = subprocess.run([str(python), "-c", probe], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip().startswith(str(environment)), result.stdout

@@ -1,0 +1,1 @@
+"""Training LMCodec with Accelerate on `datasets` (see the README's Training section)."""
