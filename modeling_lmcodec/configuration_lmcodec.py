@@ -4,10 +4,21 @@ from __future__ import annotations
 
 import math
 
+from typing import ClassVar
+
 from huggingface_hub.dataclasses import strict
-from transformers import PreTrainedConfig
+from transformers import GPT2Config, PreTrainedConfig
+from transformers.configuration_utils import SubConfigSpec
 
 from .frames import frames_to_samples
+
+
+def small_gpt2_defaults(sync_frames: int) -> dict:
+    """A 4-layer, 256-wide GPT-2 (~3 M parameters): one step per 20 ms frame costs ~2 ms on one CPU thread.
+
+    The GPT-2 token embedding is unused (inputs are frame embeddings), hence `vocab_size=1`."""
+    return dict(vocab_size=1, n_positions=sync_frames, n_embd=256, n_layer=4, n_head=4, n_inner=None,
+                resid_pdrop=0.1, embd_pdrop=0.1, attn_pdrop=0.1, bos_token_id=None, eos_token_id=None)
 
 
 @strict
@@ -74,6 +85,23 @@ class LMCodecConfig(PreTrainedConfig):
             Weight of the phase-aware loss (L1 between compressed complex spectra).
         initializer_range (`float`, *optional*, defaults to 0.02):
             Standard deviation of the initial weights.
+        operating_points (`list[int]`, *optional*, defaults to `[2, 3]`):
+            The numbers of coarse levels the two language models serve; `num_coarse_quantizers` must be one of them.
+        sync_frames (`int`, *optional*, defaults to 250):
+            Frames between sync points (250 = 5 s): both language models' context resets there, bounding memory and
+            limiting the damage of a lost packet. Also the longest context the LMs are built for.
+        packet_frames (`int`, *optional*, defaults to 50):
+            Frames per bitstream packet for files (50 = 1 s). Each packet flushes the range coder, so short packets cost
+            bits; `sync_frames` must be a multiple of it.
+        entropy_lm_depth (`bool`, *optional*, defaults to `True`):
+            Whether the entropy LM conditions each coarse level of a frame on the levels before it (a depth module)
+            instead of predicting the levels of a frame in parallel.
+        fine_lm_config (`GPT2Config` or `dict`, *optional*):
+            Backbone of the fine LM, which generates levels `num_coarse_quantizers..num_quantizers-1`; defaults to a
+            small GPT-2 (see `small_gpt2_defaults`); a partial dict overrides those defaults.
+        entropy_lm_config (`GPT2Config` or `dict`, *optional*):
+            Backbone of the entropy LM, which predicts the next frame's coarse codes for the range coder; same
+            defaults as `fine_lm_config`.
 
     Example:
 
@@ -87,6 +115,10 @@ class LMCodecConfig(PreTrainedConfig):
     ```"""
 
     model_type = "lmcodec"
+    sub_configs_defaults: ClassVar[dict] = {
+        "fine_lm_config": SubConfigSpec(config_class=GPT2Config),
+        "entropy_lm_config": SubConfigSpec(config_class=GPT2Config),
+    }
 
     sampling_rate: int = 16000
     stft_window_length: int = 320
@@ -112,6 +144,23 @@ class LMCodecConfig(PreTrainedConfig):
     stft_loss_weight: float = 1.0
     phase_loss_weight: float = 1.0
     initializer_range: float = 0.02
+    operating_points: list[int] | tuple[int, ...] = (2, 3)
+    sync_frames: int = 250
+    packet_frames: int = 50
+    entropy_lm_depth: bool = True
+    fine_lm_config: dict | PreTrainedConfig | None = None
+    entropy_lm_config: dict | PreTrainedConfig | None = None
+
+    def __post_init__(self, **kwargs):
+        for name in ("fine_lm_config", "entropy_lm_config"):
+            value = getattr(self, name)
+            if value is None or isinstance(value, dict):
+                merged = small_gpt2_defaults(self.sync_frames if isinstance(self.sync_frames, int) else 250)
+                merged.update(value or {})
+                merged.pop("model_type", None)
+                setattr(self, name, GPT2Config(**merged))
+        self.operating_points = [int(point) for point in self.operating_points]
+        super().__post_init__(**kwargs)
 
     def validate_architecture(self):
         """Part of `@strict` validation: every error names the field and the accepted values."""
@@ -160,6 +209,46 @@ class LMCodecConfig(PreTrainedConfig):
         for name in ("commitment_loss_weight", "mel_loss_weight", "stft_loss_weight", "phase_loss_weight"):
             if getattr(self, name) < 0:
                 raise ValueError(f"LMCodecConfig.{name} must be >= 0, got {getattr(self, name)}.")
+        self._validate_language_models()
+
+    def _validate_language_models(self):
+        points = list(self.operating_points)
+        if not points or any(not 1 <= p < self.num_quantizers for p in points):
+            raise ValueError(
+                f"LMCodecConfig.operating_points must be coarse-level counts between 1 and num_quantizers - 1 "
+                f"({self.num_quantizers - 1}), got {points}."
+            )
+        if self.num_coarse_quantizers not in points:
+            raise ValueError(
+                f"LMCodecConfig.num_coarse_quantizers ({self.num_coarse_quantizers}) must be one of "
+                f"operating_points {points}: the language models only serve those."
+            )
+        for name in ("sync_frames", "packet_frames"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                raise ValueError(f"LMCodecConfig.{name} must be a positive integer, got {value!r}.")
+        if self.sync_frames % self.packet_frames:
+            raise ValueError(
+                f"LMCodecConfig.sync_frames ({self.sync_frames}) must be a multiple of packet_frames "
+                f"({self.packet_frames}) so packets never straddle a sync point."
+            )
+        for name in ("fine_lm_config", "entropy_lm_config"):
+            sub = getattr(self, name)
+            if sub.n_positions < self.sync_frames:
+                raise ValueError(
+                    f"LMCodecConfig.{name}.n_positions ({sub.n_positions}) must be at least sync_frames "
+                    f"({self.sync_frames}): the LM context spans one sync period."
+                )
+
+    @property
+    def min_coarse_quantizers(self) -> int:
+        """Fewest coarse levels any operating point sends (the fine LM predicts every level from here on)."""
+        return min(self.operating_points)
+
+    @property
+    def max_coarse_quantizers(self) -> int:
+        """Most coarse levels any operating point sends (the entropy LM predicts levels below this)."""
+        return max(self.operating_points)
 
     @property
     def hop_length(self) -> int:

@@ -18,6 +18,7 @@ from .codec_blocks import (
     LMCodecSTFTFeatures,
 )
 from .configuration_lmcodec import LMCodecConfig
+from .frame_lm import ENTROPY, FINE, LMCodecFrameLM
 from .frames import num_frames, padded_length
 from .losses import LMCodecReconstructionLoss
 from .quantizer import LMCodecResidualVectorQuantizer
@@ -136,6 +137,8 @@ class LMCodecPreTrainedModel(PreTrainedModel):
         super()._init_weights(module)
         if isinstance(module, LMCodecConvNeXtBlock):
             init.constant_(module.layer_scale, module.layer_scale_init)
+        if isinstance(module, LMCodecFrameLM):
+            module.init_parameters(self.config.initializer_range)
         if isinstance(module, ComputedBuffersMixin):
             for name, value in module.computed_buffers().items():
                 init.copy_(getattr(module, name), value)
@@ -151,6 +154,14 @@ class LMCodecModel(LMCodecPreTrainedModel):
         self.decoder = LMCodecDecoder(config)
         self.reconstruction_loss = LMCodecReconstructionLoss(
             config.sampling_rate, config.mel_loss_weight, config.stft_loss_weight, config.phase_loss_weight
+        )
+        lm_args = (config.num_quantizers, config.codebook_size, config.codebook_dim)
+        self.fine_lm = LMCodecFrameLM(
+            config.fine_lm_config, FINE, *lm_args, range(config.min_coarse_quantizers, config.num_quantizers)
+        )
+        self.entropy_lm = LMCodecFrameLM(
+            config.entropy_lm_config, ENTROPY, *lm_args, range(0, config.max_coarse_quantizers),
+            depth=config.entropy_lm_depth,
         )
         self.post_init()
 
@@ -262,6 +273,46 @@ class LMCodecModel(LMCodecPreTrainedModel):
         if return_dict is False:
             return (audio_values,)
         return LMCodecDecoderOutput(audio_values=audio_values)
+
+    # ------------------------------------------------------------------ fine tokens
+    def _check_num_coarse(self, num_coarse: int) -> int:
+        if num_coarse not in self.config.operating_points:
+            raise ValueError(
+                f"{num_coarse} coarse levels is not an operating point of this checkpoint; "
+                f"use one of {list(self.config.operating_points)}."
+            )
+        return num_coarse
+
+    def fine_code_generator(self, num_coarse_quantizers: int, sync_frames: int | None = None, do_sample: bool = False,
+                            temperature: float = 1.0, top_k: int | None = None,
+                            generator: torch.Generator | None = None):
+        """A stateful generator: `push(coarse [B, Nc, f]) -> all levels [B, Nq, f]`, resetting at sync points."""
+        from .fine_generation import FineCodeGenerator
+
+        return FineCodeGenerator(
+            self.fine_lm, self.quantizer.codebooks, self.config.num_quantizers,
+            self._check_num_coarse(num_coarse_quantizers), sync_frames or self.config.sync_frames,
+            do_sample=do_sample, temperature=temperature, top_k=top_k, generator=generator,
+        )
+
+    @torch.no_grad()
+    def generate_fine_codes(self, coarse_codes: torch.Tensor, sync_frames: int | None = None, do_sample: bool = False,
+                            temperature: float = 1.0, top_k: int | None = None, seed: int | None = None) -> torch.Tensor:
+        """Regenerate the fine levels: coarse_codes `[B, Nc, F]` → audio_codes `[B, Nq, F]` (levels < Nc unchanged).
+
+        One fine-LM step per frame with a KV cache, context reset every `sync_frames` (default: the config's).
+        Greedy by default; `do_sample=True` samples with `temperature` / `top_k`, reproducibly when `seed` is set.
+        """
+        self._check_audio_codes(coarse_codes)
+        generator = torch.Generator(device=self.device).manual_seed(seed) if seed is not None else None
+        was_training = self.training
+        self.eval()
+        try:
+            fine = self.fine_code_generator(coarse_codes.shape[1], sync_frames, do_sample, temperature, top_k,
+                                            generator)
+            return fine.push(coarse_codes.to(self.device))
+        finally:
+            self.train(was_training)
 
     # ------------------------------------------------------------------ streaming
     def streaming_encoder(self, num_quantizers: int | None = None):

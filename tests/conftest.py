@@ -29,6 +29,10 @@ def tiny_config(**overrides) -> lmcodec.LMCodecConfig:
         num_quantizers=4,
         codebook_size=64,
         num_coarse_quantizers=2,
+        sync_frames=40,
+        packet_frames=10,
+        fine_lm_config={"n_embd": 32, "n_layer": 1, "n_head": 2},
+        entropy_lm_config={"n_embd": 32, "n_layer": 1, "n_head": 2},
     )
     values.update(overrides)
     return lmcodec.LMCodecConfig(**values)

@@ -1,0 +1,126 @@
+"""Range coding of coarse codes with the entropy LM's probabilities (constriction, `Categorical(perfect=False)`).
+
+Exact decoding rule: the receiver must reproduce the sender's probabilities bit for bit, so both sides run the very
+same sequence of operations — float32 on the CPU, batch 1, one torch thread (set inside `exact_coding`, restored
+after), GPT-2 with a fixed attention implementation, one step per frame, the same context resets — and only then
+turn probabilities into the coder's fixed-point model.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+import numpy as np
+import torch
+
+from .errors import LMCodecError
+from .frame_lm import FrameLMState, LMCodecFrameLM
+
+try:  # optional at import time so the model loads without it; coding needs it
+    import constriction
+except ImportError:  # pragma: no cover - exercised only where constriction is missing
+    constriction = None
+
+
+class StreamMismatchError(LMCodecError):
+    """The decoded codes do not match what the sender coded (other model, other torch build, or damage)."""
+
+
+def require_constriction():
+    if constriction is None:
+        raise LMCodecError("entropy coding needs the 'constriction' package; install it with `pip install constriction`.")
+    return constriction
+
+
+@contextmanager
+def exact_coding(model):
+    """Run the coding path deterministically: float32 CPU model in eval mode, one torch thread, no autograd (the
+    thread count and training mode are restored on exit)."""
+    if model.device.type != "cpu" or model.dtype != torch.float32:
+        raise LMCodecError(
+            f"compress/decompress need the model in float32 on the CPU for exact decoding (it is {model.dtype} on "
+            f"{model.device}); use model.float().cpu() first."
+        )
+    threads, training = torch.get_num_threads(), model.training
+    torch.set_num_threads(1)
+    model.eval()  # dropout off: both sides must compute the same function
+    try:
+        with torch.inference_mode():
+            yield
+    finally:
+        torch.set_num_threads(threads)
+        model.train(training)
+
+
+def _level_probabilities(lm: LMCodecFrameLM, hidden: torch.Tensor, level: int, codes: torch.Tensor,
+                         codebooks: torch.Tensor) -> np.ndarray:
+    """float32 probabilities `[1, K]` of `level` in the current frame, as the coder consumes them."""
+    logits = lm.predict_level(hidden, level, codes, 0, codebooks)
+    return torch.softmax(logits, dim=-1).numpy()
+
+
+class EntropyCoder:
+    """Turns the coarse codes of a stream into range-coded packets and back, frame by frame.
+
+    One instance per stream and direction; `start_segment()` at every sync point. `encode_frames` and
+    `decode_frames` call the LM identically, so the probabilities agree bit for bit.
+    """
+
+    def __init__(self, lm: LMCodecFrameLM, codebooks: torch.Tensor, num_quantizers: int, num_coarse: int):
+        self.lm = lm
+        self.codebooks = codebooks
+        self.num_quantizers = num_quantizers
+        self.num_coarse = num_coarse
+        self.family = require_constriction().stream.model.Categorical(perfect=False)
+        self.state: FrameLMState | None = None
+        self.information_bits = 0.0  # sum of -log2 p over coded symbols: the LM's cross-entropy
+
+    def start_segment(self) -> None:
+        self.state = self.lm.start()
+
+    def _frame(self, choose) -> torch.Tensor:
+        """Run the LM for one frame; `choose(probabilities [1, K], level) -> code` codes or decodes each level."""
+        codes = torch.zeros(1, self.num_quantizers, dtype=torch.long)
+        hidden = self.lm.step(self.state, codes, self.num_coarse, self.codebooks)
+        for level in range(self.num_coarse):
+            probabilities = _level_probabilities(self.lm, hidden, level, codes, self.codebooks)
+            code = choose(probabilities, level)
+            self.information_bits -= float(np.log2(max(float(probabilities[0, code]), 1e-30)))
+            codes[0, level] = code
+        self.lm.finish_frame(self.state, codes)
+        return codes[0, : self.num_coarse]
+
+    def encode_frames(self, coarse_codes: np.ndarray) -> bytes:
+        """coarse_codes: `[f, Nc]` → one flushed range-coder payload (trailing zero bytes removed)."""
+        symbols, models = [], []
+        for row in coarse_codes:
+
+            def remember(probabilities, level, row=row):
+                symbols.append(int(row[level]))
+                models.append(probabilities[0])
+                return symbols[-1]
+
+            self._frame(remember)
+        encoder = constriction.stream.queue.RangeEncoder()
+        if symbols:
+            encoder.encode(np.asarray(symbols, dtype=np.int32), self.family, np.stack(models))
+        return encoder.get_compressed().astype("<u4").tobytes().rstrip(b"\x00")
+
+    def decode_frames(self, payload: bytes, frames: int) -> np.ndarray:
+        """One packet's payload → coarse codes `[frames, Nc]`."""
+        padded = payload + b"\x00" * (-len(payload) % 4)
+        decoder = constriction.stream.queue.RangeDecoder(np.frombuffer(padded, dtype="<u4").astype(np.uint32))
+
+        def read(probabilities, level):
+            try:
+                code = int(decoder.decode(self.family, probabilities)[0])
+            except (AssertionError, ValueError, RuntimeError) as error:
+                raise StreamMismatchError(
+                    f"range decoder failed ({type(error).__name__}): the stream is damaged or was made by another "
+                    "model; decode with the model that encoded it, or use --partial."
+                ) from None
+            return code
+
+        return np.stack([self._frame(read).numpy() for _ in range(frames)]) if frames else np.zeros(
+            (0, self.num_coarse), dtype=np.int64
+        )

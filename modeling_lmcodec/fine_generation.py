@@ -1,0 +1,71 @@
+"""Regenerating the fine RVQ levels from the coarse ones with the fine LM, one frame at a time.
+
+`FineCodeGenerator.push` takes coarse codes of any number of frames and returns all levels of those frames, carrying
+the KV cache between calls and resetting it at sync points; `LMCodecModel.generate_fine_codes` is one generator fed
+everything at once, so streaming and offline generation are the same computation.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .frame_lm import LMCodecFrameLM
+
+
+class FineCodeGenerator:
+    """Stateful fine-level generation for a batch of streams.
+
+    Greedy (argmax) by default; `do_sample=True` samples with `temperature` and optional `top_k` from `generator`
+    (a seeded `torch.Generator` makes sampling reproducible).
+    """
+
+    def __init__(self, fine_lm: LMCodecFrameLM, codebooks: torch.Tensor, num_quantizers: int, num_coarse: int,
+                 sync_frames: int, do_sample: bool = False, temperature: float = 1.0, top_k: int | None = None,
+                 generator: torch.Generator | None = None):
+        if temperature <= 0:
+            raise ValueError(f"temperature must be > 0, got {temperature}; use do_sample=False for greedy decoding.")
+        if top_k is not None and top_k < 1:
+            raise ValueError(f"top_k must be >= 1, got {top_k}.")
+        self.lm = fine_lm
+        self.codebooks = codebooks
+        self.num_quantizers = num_quantizers
+        self.num_coarse = num_coarse
+        self.sync_frames = sync_frames
+        self.do_sample = do_sample
+        self.temperature = temperature
+        self.top_k = top_k
+        self.generator = generator
+        self.frames_done = 0
+        self.state = None
+
+    def _choose(self, logits: torch.Tensor) -> torch.Tensor:
+        """logits `[B, K]` → codes `[B]`."""
+        if not self.do_sample:
+            return logits.argmax(dim=-1)
+        logits = logits / self.temperature
+        if self.top_k is not None and self.top_k < logits.shape[-1]:
+            threshold = torch.topk(logits, self.top_k, dim=-1).values[:, -1:]
+            logits = logits.masked_fill(logits < threshold, float("-inf"))
+        probabilities = torch.softmax(logits, dim=-1)
+        return torch.multinomial(probabilities, 1, generator=self.generator)[:, 0]
+
+    @torch.no_grad()
+    def push(self, coarse_codes: torch.Tensor) -> torch.Tensor:
+        """coarse_codes: `[B, Nc, f]` → all levels `[B, Nq, f]` (levels < Nc copied, the rest generated)."""
+        batch, levels, frames = coarse_codes.shape
+        if levels != self.num_coarse:
+            raise ValueError(f"expected {self.num_coarse} coarse levels, got {levels}.")
+        output = torch.zeros(batch, self.num_quantizers, frames, dtype=torch.long, device=coarse_codes.device)
+        output[:, :levels] = coarse_codes
+        for frame in range(frames):
+            if self.frames_done % self.sync_frames == 0:
+                self.state = self.lm.start()
+            codes = output[:, :, frame].clone()
+            hidden = self.lm.step(self.state, codes, self.num_coarse, self.codebooks)
+            for level in range(self.num_coarse, self.num_quantizers):
+                logits = self.lm.predict_level(hidden, level, codes, self.num_coarse, self.codebooks)
+                codes[:, level] = self._choose(logits)
+            self.lm.finish_frame(self.state, codes)
+            output[:, :, frame] = codes
+            self.frames_done += 1
+        return output
