@@ -18,6 +18,7 @@ from .modeling_lmcodec import (
     LMCodecPreTrainedModel,
 )
 from .processing import load_audio
+from .training.metrics import metric_path
 
 __version__ = "0.1.0"
 
@@ -40,5 +41,6 @@ __all__ = [
     "LMCodecOutput",
     "LMCodecPreTrainedModel",
     "load_audio",
+    "metric_path",
     "save_checkpoint",
 ]

@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
+
+# Offline first: nothing in the suite may reach for the Hub (without this, huggingface_hub waits ~24 s to fail).
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("HF_EVALUATE_OFFLINE", "1")
 
 import numpy as np
 import pytest

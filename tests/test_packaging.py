@@ -12,7 +12,8 @@ import pytest
 
 from tests.conftest import REPO
 
-SUBPACKAGES = ["lmcodec", "lmcodec.processing", "lmcodec.training", "lmcodec.hub_cards", "lmcodec.cli"]
+SUBPACKAGES = ["lmcodec", "lmcodec.processing", "lmcodec.training", "lmcodec.training.metrics", "lmcodec.hub_cards",
+               "lmcodec.cli"]
 SOURCES = ["pyproject.toml", "README.md", "modeling_lmcodec", "processing", "training", "hub_cards"]
 
 
