@@ -32,8 +32,10 @@ REMOTE_SCRIPT = textwrap.dedent(
     codes = model.encode(batch["input_values"], batch["padding_mask"]).audio_codes
     values = model.decode(codes, batch["padding_mask"]).audio_values
     assert "lmcodec" not in type(model).__module__.split(".")[0], type(model).__module__
+    stream = model.compress(audio)
+    decoded, _ = model.decompress(stream)
     np.savez(out_path, codes=codes.numpy(), values=values.numpy(), model_class=type(model).__name__,
-             extractor_class=type(extractor).__name__)
+             extractor_class=type(extractor).__name__, stream=np.frombuffer(stream, dtype=np.uint8), decoded=decoded)
     """
 )
 
@@ -69,6 +71,10 @@ def test_checkpoint_loads_with_remote_code_without_the_package(tiny_model, tmp_p
     values = tiny_model.decode(codes, batch["padding_mask"]).audio_values
     np.testing.assert_array_equal(remote["codes"], codes.numpy())
     np.testing.assert_allclose(remote["values"], values.numpy(), atol=1e-6)
+    # The remote copy writes the very same bitstream, and this package decodes it.
+    assert remote["stream"].tobytes() == tiny_model.compress(audio)
+    decoded, _ = tiny_model.decompress(remote["stream"].tobytes())
+    np.testing.assert_allclose(remote["decoded"], decoded, atol=1e-6)
 
 
 def test_auto_classes_load_a_checkpoint_after_import(tiny_model, tmp_path):

@@ -1,0 +1,125 @@
+"""compress / decompress and their streaming forms: exact coarse codes, streaming == offline, honest accounting."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import torch
+
+import lmcodec
+from lmcodec import bitstream
+from tests.conftest import speech_like
+
+
+def coarse_codes_of(model, audio, levels):
+    return model.encode(torch.from_numpy(audio).view(1, 1, -1), num_quantizers=levels).audio_codes[0]
+
+
+@pytest.mark.parametrize("entropy_coding", [True, False])
+@pytest.mark.parametrize("levels", [2, 3])
+def test_coarse_codes_survive_the_round_trip_exactly(tiny_model, entropy_coding, levels):
+    audio = speech_like(1.23)
+    data, report = tiny_model.compress(audio, num_coarse_quantizers=levels, entropy_coding=entropy_coding,
+                                       return_report=True)
+    header, packets = bitstream.split_stream(data)
+    assert header.num_coarse_quantizers == levels and header.entropy_coded == entropy_coding
+    assert report.total_bytes == len(data)
+    decoded, rate = tiny_model.decompress(data)
+    assert rate == 16000 and decoded.shape == audio.shape and decoded.dtype == np.float32
+    assert np.abs(decoded).max() <= 1.0
+
+    # The receiver's coarse codes are the sender's: decoding them directly gives the same audio.
+    coarse = coarse_codes_of(tiny_model, audio, levels)
+    full = tiny_model.generate_fine_codes(coarse.unsqueeze(0), sync_frames=header.sync_period_frames)
+    expected = tiny_model.decode(full).audio_values[0, 0, : len(audio)].numpy()
+    np.testing.assert_allclose(decoded, expected, atol=1e-5)
+
+
+def test_streaming_compression_equals_offline(tiny_model):
+    audio = speech_like(2.1, seed=2)
+    offline = tiny_model.compress(audio)
+    compressor = tiny_model.stream_compressor()
+    parts = [compressor.header()]
+    rng = np.random.default_rng(0)
+    position = 0
+    while position < len(audio):
+        size = int(rng.integers(50, 4000))
+        parts.extend(compressor.push(audio[position : position + size]))
+        position += size
+    parts.extend(compressor.flush())
+    streamed = b"".join(parts)
+    # A live stream does not know its length up front; everything after the header is identical.
+    header_size = bitstream.HEADER_SIZE
+    assert streamed[header_size:] == offline[header_size:]
+
+    decompressor = tiny_model.stream_decompressor(streamed[:header_size])
+    pieces = [decompressor.push(streamed[i : i + 7]) for i in range(header_size, len(streamed), 7)]
+    decompressor.finish()
+    live = np.concatenate(pieces)
+    offline_audio, _ = tiny_model.decompress(offline)
+    np.testing.assert_allclose(live[: len(offline_audio)], offline_audio, atol=1e-5)
+
+
+def test_resampled_input(tiny_model):
+    audio = speech_like(1.0, sampling_rate=22050)
+    data = tiny_model.compress(audio, sampling_rate=22050)
+    header, _ = bitstream.split_stream(data)
+    assert header.original_sampling_rate == 22050 and header.num_samples == 16000
+    decoded, rate = tiny_model.decompress(data)
+    assert rate == 16000 and len(decoded) == 16000
+
+
+def test_entropy_coding_off_costs_exactly_the_raw_bits(tiny_model):
+    audio = speech_like(2.0)
+    data, report = tiny_model.compress(audio, entropy_coding=False, return_report=True)
+    frames = 100
+    assert report.payload_bytes == sum(bitstream.packed_size(n, 2, 6) for n in [10] * (frames // 10))
+
+
+def test_another_model_is_refused(tiny_model):
+    data = tiny_model.compress(speech_like(0.5))
+    other = lmcodec.LMCodecModel(tiny_model.config).eval()
+    with pytest.raises(lmcodec.LMCodecError, match="different model"):
+        other.decompress(data)
+
+
+def test_half_precision_model_is_refused_with_a_clear_message(tiny_model):
+    with pytest.raises(lmcodec.LMCodecError, match="float32 on the CPU"):
+        tiny_model.to(torch.float16).compress(speech_like(0.3))
+
+
+def test_thread_count_is_restored(tiny_model):
+    threads = torch.get_num_threads()
+    tiny_model.compress(speech_like(0.3))
+    assert torch.get_num_threads() == threads
+
+
+DECODE_SCRIPT = textwrap.dedent(
+    """
+    import sys, numpy as np, torch, lmcodec
+    torch.set_num_threads(int(sys.argv[3]))
+    model = lmcodec.LMCodecModel.from_pretrained(sys.argv[1]).eval()
+    audio, _ = model.decompress(open(sys.argv[2], "rb").read())
+    np.save(sys.argv[4], audio)
+    """
+)
+
+
+def test_decoding_in_processes_with_different_thread_counts_is_identical(tiny_model, tmp_path):
+    lmcodec.save_checkpoint(tiny_model, tmp_path / "model")
+    torch.set_num_threads(2)
+    (tmp_path / "stream.lmc").write_bytes(tiny_model.compress(speech_like(1.5, seed=7)))
+    (tmp_path / "decode.py").write_text(DECODE_SCRIPT)
+    outputs = []
+    for threads in (1, 2):
+        out = tmp_path / f"audio_{threads}.npy"
+        subprocess.run([sys.executable, str(tmp_path / "decode.py"), str(tmp_path / "model"),
+                        str(tmp_path / "stream.lmc"), str(threads), str(out)], check=True, timeout=300,
+                       env={**os.environ, "HF_HUB_OFFLINE": "1"})
+        outputs.append(np.load(out))
+    assert np.array_equal(outputs[0], outputs[1])
