@@ -73,7 +73,8 @@ def measure(system: str, speech_dir: str | None, seconds: float, repeats: int) -
 
         def decode(encoded):
             return model.decode(encoded.audio_codes, encoded.audio_scales).audio_values
-    parameters = sum(p.numel() for p in model.parameters())
+    codec = [model.encoder, model.decoder] if system == "lmcodec" else [model]  # the LMs play no part here
+    parameters = sum(p.numel() for part in codec for p in part.parameters())
     memory_after_load = peak_rss_mb()
     encode_times, decode_times = [], []
     with torch.inference_mode():
