@@ -190,7 +190,12 @@ class LMCodecStreamCompressor:
 
 
 class LMCodecStreamDecompressor:
-    """Built from a stream's header; `push(bytes)` → decoded samples (float32, model rate), `finish()` at the end."""
+    """Built from a stream's header; `push(bytes)` → decoded samples (float32, model rate), `finish()` at the end.
+
+    With `partial=True` damage does not raise: a packet that fails (checksum, range decoder, framing) becomes silence,
+    and so does every packet after it until one decodes as the start of a sync period (tried on each packet, so a
+    dropped packet is survived too); `lost` lists the silenced frame ranges.
+    """
 
     def __init__(self, model, header: bytes, do_sample: bool = False, seed: int | None = None, partial: bool = False):
         self.model = model
@@ -202,19 +207,27 @@ class LMCodecStreamDecompressor:
         self._reader = PacketReader()
         self._coder = EntropyCoder(model.entropy_lm, model.quantizer.codebooks, info.num_quantizers,
                                    self.num_coarse) if info.entropy_coded else None
-        generator = torch.Generator().manual_seed(seed) if seed is not None else None
-        self._fine = model.fine_code_generator(self.num_coarse, info.sync_period_frames, do_sample=do_sample,
-                                               generator=generator)
-        self._decoder = model.streaming_decoder()
+        self._do_sample, self._seed = do_sample, seed
+        self._restart_receiver()
         self.partial = partial
-        self.frames_decoded = 0
+        self.frames_done = 0  # frames decoded or silenced so far
         self.samples_emitted = 0
-        self.lost_frames: list[tuple[int, int]] = []
+        self.lost: list[tuple[int, int, str]] = []  # (first frame, frames, reason)
+        self._damaged = False
+        self._damage_reason = ""
+        self._reader_failed = False
+
+    def _restart_receiver(self) -> None:
+        """Fresh fine-LM context and decoder state (at the start, and when decoding resumes after damage)."""
+        generator = torch.Generator().manual_seed(self._seed) if self._seed is not None else None
+        self._fine = self.model.fine_code_generator(self.num_coarse, self.header_info.sync_period_frames,
+                                                    do_sample=self._do_sample, generator=generator)
+        self._decoder = self.model.streaming_decoder()
 
     def _check_compatible(self, info: StreamHeader) -> None:
         config = self.model.config
-        if (info.num_quantizers, info.codebook_size, info.model_sampling_rate) != (
-            config.num_quantizers, config.codebook_size, config.sampling_rate
+        if (info.num_quantizers, info.codebook_size, info.model_sampling_rate, info.hop_length) != (
+            config.num_quantizers, config.codebook_size, config.sampling_rate, config.hop_length
         ):
             raise LMCodecError(
                 f"stream was made for {info.num_quantizers} levels × {info.codebook_size} codes at "
@@ -228,28 +241,59 @@ class LMCodecStreamDecompressor:
             )
         self.model._check_num_coarse(info.num_coarse_quantizers)
 
-    def _packet_frames(self, packet: Packet) -> int:
-        if packet.frames is not None:
-            return packet.frames
-        return self.header_info.packet_length_frames
-
-    def _decode_packet(self, packet: Packet) -> np.ndarray:
-        """One packet → decoded samples."""
-        info = self.header_info
-        frames = self._packet_frames(packet)
-        first_frame = packet.index * info.packet_length_frames
+    def _decode_codes(self, packet: Packet, frames: int, segment_start: bool) -> np.ndarray:
+        """One packet's payload → its coarse codes `[frames, Nc]`, verified against the packet's CRC."""
         if self._coder is not None:
-            if first_frame % info.sync_period_frames == 0:
+            if segment_start:
                 self._coder.start_segment()
             codes = self._coder.decode_frames(packet.payload, frames)
         else:
-            codes = unpack_codes(packet.payload, info.bits_per_code, frames, self.num_coarse)
+            codes = unpack_codes(packet.payload, self.header_info.bits_per_code, frames, self.num_coarse)
         packet.check_codes(codes)
-        coarse = torch.from_numpy(codes.T.copy()).unsqueeze(0)
-        full = self._fine.push(coarse)
-        samples = self._decoder.push(full[0]).numpy()
-        self.frames_decoded += frames
-        return samples
+        return codes
+
+    def _synthesize(self, codes: np.ndarray) -> np.ndarray:
+        """Coarse codes `[f, Nc]` → fine levels by the fine LM → samples `[f * hop_length]`."""
+        full = self._fine.push(torch.from_numpy(codes.T.copy()).unsqueeze(0))
+        return self._decoder.push(full[0]).numpy()
+
+    def _silence(self, frames: int, reason: str) -> np.ndarray:
+        if frames <= 0:
+            return np.zeros(0, dtype=np.float32)
+        if self.lost and self.lost[-1][0] + self.lost[-1][1] == self.frames_done and self.lost[-1][2] == reason:
+            first, count, _ = self.lost[-1]
+            self.lost[-1] = (first, count + frames, reason)
+        else:
+            self.lost.append((self.frames_done, frames, reason))
+        self.frames_done += frames
+        return np.zeros(frames * self.model.config.hop_length, dtype=np.float32)
+
+    def decode_packet(self, packet: Packet, true_first_frame: int | None = None) -> np.ndarray:
+        """Decode one packet into samples (before trimming to the stream length). `true_first_frame`, when the
+        caller knows it (a whole file), places audio correctly after packets were dropped."""
+        info = self.header_info
+        frames = info.frames_in(packet)
+        sync = info.sync_period_frames
+        if not self._damaged:
+            try:
+                codes = self._decode_codes(packet, frames, segment_start=self.frames_done % sync == 0)
+            except LMCodecError:
+                if not self.partial:
+                    raise
+                self._damaged = True
+                self._damage_reason = f"packet {packet.index} damaged, silent until the next sync point"
+                return self._silence(frames, self._damage_reason)
+            self.frames_done += frames
+            return self._synthesize(codes)
+        try:  # after damage: does this packet start a sync period?
+            codes = self._decode_codes(packet, frames, segment_start=True)
+        except LMCodecError:
+            return self._silence(frames, self._damage_reason)
+        self._damaged = False
+        self._restart_receiver()
+        gap = self._silence((true_first_frame or self.frames_done) - self.frames_done, "dropped packets")
+        self.frames_done += frames
+        return np.concatenate([gap, self._synthesize(codes)])
 
     def _trim(self, samples: np.ndarray) -> np.ndarray:
         total = self.header_info.num_samples
@@ -262,23 +306,44 @@ class LMCodecStreamDecompressor:
         """Feed stream bytes (any split); returns the samples of every packet completed by them."""
         if self._leftover:
             data, self._leftover = self._leftover + bytes(data), b""
+        if self._reader_failed:
+            return np.zeros(0, dtype=np.float32)
+        try:
+            packets = self._reader.feed(data)
+        except LMCodecError:
+            if not self.partial:
+                raise
+            self._reader_failed, packets = True, []
         outputs = []
         with exact_coding(self.model):
-            for packet in self._reader.feed(data):
-                outputs.append(self._trim(self._decode_packet(packet)))
+            for packet in packets:
+                outputs.append(self._trim(self.decode_packet(packet)))
         return np.concatenate(outputs) if outputs else np.zeros(0, dtype=np.float32)
 
     def finish(self) -> np.ndarray:
-        """End of the stream: raises if it was cut inside a packet or is shorter than its header says."""
-        self._reader.close()
-        total = self.header_info.num_samples
-        if total is not None and self.samples_emitted < total:
-            expected = -(-total // self.model.config.hop_length)
-            raise TruncatedStreamError(
-                f"stream is truncated: {self.frames_decoded} of {expected} frames present; the file was cut short "
-                "— re-send it or decode with --partial"
-            )
+        """End of the stream. Raises if it was cut short (unless `partial`: then the missing tail is silence)."""
+        expected = self.header_info.num_frames
+        try:
+            if not self._reader_failed:
+                self._reader.close()
+            if expected is not None and self.frames_done < expected:
+                raise TruncatedStreamError(
+                    f"stream is truncated: {self.frames_done} of {expected} frames present; the file was cut short "
+                    "— re-send it or decode with --partial"
+                )
+        except LMCodecError:
+            if not self.partial:
+                raise
+            if expected is not None:
+                return self._trim(self._silence(expected - self.frames_done, "stream truncated or unreadable"))
         return np.zeros(0, dtype=np.float32)
+
+    def describe_losses(self) -> str:
+        """One line saying what was lost, in seconds and frames (empty when nothing was)."""
+        rate = self.model.config.frame_rate
+        parts = [f"{first / rate:.2f}-{(first + count) / rate:.2f} s ({reason})" for first, count, reason in self.lost]
+        total = sum(count for _, count, _ in self.lost) / rate
+        return f"lost {total:.2f} s of audio: " + "; ".join(parts) if parts else ""
 
 
 def compress(model, audio, sampling_rate: int = 16000, num_coarse_quantizers: int | None = None,
@@ -294,17 +359,51 @@ def compress(model, audio, sampling_rate: int = 16000, num_coarse_quantizers: in
     return b"".join(parts), compressor.report
 
 
-def decompress(model, data: bytes, do_sample: bool = False, seed: int | None = None) -> tuple[np.ndarray, int]:
-    """Whole stream bytes → (audio float32 `[T]`, model sampling rate)."""
+def decompress(model, data: bytes, do_sample: bool = False, seed: int | None = None,
+               partial: bool = False) -> tuple[np.ndarray, int, str]:
+    """Whole stream bytes → (audio float32 `[T]`, model sampling rate, description of losses).
+
+    `partial=True` decodes around damage (see `LMCodecStreamDecompressor`); otherwise any damage raises."""
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise LMCodecError(f"decompress takes the stream's bytes, got {type(data).__name__}.")
-    header, offset = StreamHeader.from_bytes(bytes(data))
-    decompressor = LMCodecStreamDecompressor(model, bytes(data[:offset]), do_sample=do_sample, seed=seed)
-    audio = decompressor.push(bytes(data[offset:]))
-    decompressor.finish()
-    expected = header.num_samples if header.num_samples is not None else len(audio)
-    audio = np.concatenate([audio, np.zeros(max(expected - len(audio), 0), dtype=np.float32)])
-    return audio, model.config.sampling_rate
+    data = bytes(data)
+    header, offset = StreamHeader.from_bytes(data)
+    decompressor = LMCodecStreamDecompressor(model, data[:offset], do_sample=do_sample, seed=seed, partial=partial)
+    if not partial:
+        audio = [decompressor.push(data[offset:]), decompressor.finish()]
+    else:
+        audio = _decode_whole_file_partially(decompressor, header, data[offset:])
+    audio = np.concatenate(audio)
+    if header.num_samples is not None:
+        audio = np.concatenate([audio, np.zeros(max(header.num_samples - len(audio), 0), dtype=np.float32)])
+    return audio, model.config.sampling_rate, decompressor.describe_losses()
 
 
-__all__ = ["LMCodecStreamCompressor", "LMCodecStreamDecompressor", "compress", "decompress", "CodingReport"]
+def _decode_whole_file_partially(decompressor: LMCodecStreamDecompressor, header: StreamHeader,
+                                 body: bytes) -> list[np.ndarray]:
+    """Decode every packet that can be framed. When the framing reaches the end of the file and its length is
+    known, each packet is placed by counting frames back from the end, so audio after dropped packets keeps its time."""
+    packets, framing_complete = _frame_until_damage(body)
+    from_end = [0] * (len(packets) + 1)
+    for position in range(len(packets) - 1, -1, -1):
+        from_end[position] = from_end[position + 1] + header.frames_in(packets[position])
+    can_place = framing_complete and header.num_frames is not None
+    outputs = []
+    with exact_coding(decompressor.model):
+        for position, packet in enumerate(packets):
+            first_frame = header.num_frames - from_end[position] if can_place else None
+            outputs.append(decompressor._trim(decompressor.decode_packet(packet, first_frame)))
+    decompressor._reader_failed = True  # the packets were framed here, not by the decompressor's reader
+    outputs.append(decompressor.finish())
+    return outputs
+
+
+def _frame_until_damage(body: bytes) -> tuple[list[Packet], bool]:
+    """Split `body` into packets up to the first framing error → (packets, whether the whole body was framed)."""
+    reader, packets = PacketReader(), []
+    for position in range(len(body)):
+        try:
+            packets.extend(reader.feed(body[position : position + 1]))
+        except LMCodecError:
+            return packets, False
+    return packets, reader.buffered_bytes == 0
