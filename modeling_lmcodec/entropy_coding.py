@@ -91,7 +91,7 @@ class EntropyCoder:
         return codes[0, : self.num_coarse]
 
     def encode_frames(self, coarse_codes: np.ndarray) -> bytes:
-        """coarse_codes: `[f, Nc]` → one flushed range-coder payload (trailing zero bytes removed)."""
+        """coarse_codes: `[f, Nc]` → one flushed range-coder payload (at least one byte)."""
         symbols, models = [], []
         for row in coarse_codes:
 
@@ -104,7 +104,8 @@ class EntropyCoder:
         encoder = constriction.stream.queue.RangeEncoder()
         if symbols:
             encoder.encode(np.asarray(symbols, dtype=np.int32), self.family, np.stack(models))
-        return encoder.get_compressed().astype("<u4").tobytes().rstrip(b"\x00")
+        # Trailing zero bytes carry no information (decode_frames pads them back); a payload is never empty.
+        return encoder.get_compressed().astype("<u4").tobytes().rstrip(b"\x00") or b"\x00"
 
     def decode_frames(self, payload: bytes, frames: int) -> np.ndarray:
         """One packet's payload → coarse codes `[frames, Nc]`."""

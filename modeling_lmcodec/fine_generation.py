@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import torch
 
+from .errors import LMCodecError
 from .frame_lm import LMCodecFrameLM
 
 
@@ -23,9 +24,9 @@ class FineCodeGenerator:
                  sync_frames: int, do_sample: bool = False, temperature: float = 1.0, top_k: int | None = None,
                  generator: torch.Generator | None = None):
         if temperature <= 0:
-            raise ValueError(f"temperature must be > 0, got {temperature}; use do_sample=False for greedy decoding.")
+            raise LMCodecError(f"temperature must be > 0, got {temperature}; use do_sample=False for greedy decoding.")
         if top_k is not None and top_k < 1:
-            raise ValueError(f"top_k must be >= 1, got {top_k}.")
+            raise LMCodecError(f"top_k must be >= 1, got {top_k}.")
         self.lm = fine_lm
         self.codebooks = codebooks
         self.num_quantizers = num_quantizers
@@ -54,7 +55,7 @@ class FineCodeGenerator:
         """coarse_codes: `[B, Nc, f]` → all levels `[B, Nq, f]` (levels < Nc copied, the rest generated)."""
         batch, levels, frames = coarse_codes.shape
         if levels != self.num_coarse:
-            raise ValueError(f"expected {self.num_coarse} coarse levels, got {levels}.")
+            raise LMCodecError(f"expected {self.num_coarse} coarse levels, got {levels}.")
         output = torch.zeros(batch, self.num_quantizers, frames, dtype=torch.long, device=coarse_codes.device)
         output[:, :levels] = coarse_codes
         for frame in range(frames):

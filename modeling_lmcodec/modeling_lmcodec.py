@@ -10,6 +10,7 @@ from transformers import PreTrainedModel
 from transformers import initialization as init
 from transformers.utils import ModelOutput
 
+from .errors import LMCodecError
 from .codec_blocks import (
     ComputedBuffersMixin,
     LMCodecConvNeXtBlock,
@@ -170,14 +171,14 @@ class LMCodecModel(LMCodecPreTrainedModel):
         """Validate `[B, 1, T]` input and return `[B, T]` samples with padding zeroed."""
         if not torch.is_tensor(input_values) or input_values.dim() != 3 or input_values.shape[1] != 1:
             shape = tuple(input_values.shape) if torch.is_tensor(input_values) else type(input_values).__name__
-            raise ValueError(
+            raise LMCodecError(
                 f"input_values must be a tensor of shape [batch, 1, samples] (mono), got {shape}; "
                 "use LMCodecFeatureExtractor to prepare raw audio."
             )
         samples = input_values[:, 0].to(self.dtype)
         if padding_mask is not None:
             if padding_mask.shape != samples.shape:
-                raise ValueError(
+                raise LMCodecError(
                     f"padding_mask must have shape [batch, samples] = {tuple(samples.shape)}, "
                     f"got {tuple(padding_mask.shape)}."
                 )
@@ -208,7 +209,7 @@ class LMCodecModel(LMCodecPreTrainedModel):
     def _check_num_quantizers(self, num_quantizers: int | None) -> int:
         levels = self.config.num_quantizers if num_quantizers is None else num_quantizers
         if not 1 <= levels <= self.config.num_quantizers:
-            raise ValueError(f"num_quantizers must be between 1 and {self.config.num_quantizers}, got {levels}.")
+            raise LMCodecError(f"num_quantizers must be between 1 and {self.config.num_quantizers}, got {levels}.")
         return levels
 
     @torch.no_grad()
@@ -245,9 +246,9 @@ class LMCodecModel(LMCodecPreTrainedModel):
     def _check_audio_codes(self, audio_codes: torch.Tensor) -> None:
         if not torch.is_tensor(audio_codes) or audio_codes.dim() != 3:
             shape = tuple(audio_codes.shape) if torch.is_tensor(audio_codes) else type(audio_codes).__name__
-            raise ValueError(f"audio_codes must be a tensor of shape [batch, levels, frames], got {shape}.")
+            raise LMCodecError(f"audio_codes must be a tensor of shape [batch, levels, frames], got {shape}.")
         if not 1 <= audio_codes.shape[1] <= self.config.num_quantizers:
-            raise ValueError(
+            raise LMCodecError(
                 f"audio_codes must hold 1 to {self.config.num_quantizers} levels, got {audio_codes.shape[1]}."
             )
 
@@ -277,7 +278,7 @@ class LMCodecModel(LMCodecPreTrainedModel):
     # ------------------------------------------------------------------ fine tokens
     def _check_num_coarse(self, num_coarse: int) -> int:
         if num_coarse not in self.config.operating_points:
-            raise ValueError(
+            raise LMCodecError(
                 f"{num_coarse} coarse levels is not an operating point of this checkpoint; "
                 f"use one of {list(self.config.operating_points)}."
             )

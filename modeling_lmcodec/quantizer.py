@@ -14,6 +14,8 @@ import torch
 from torch import distributed as dist
 from torch import nn
 
+from .errors import LMCodecError
+
 
 def _distributed() -> bool:
     return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
@@ -99,9 +101,9 @@ class LMCodecResidualVectorQuantizer(nn.Module):
     def decode(self, codes: torch.Tensor) -> torch.Tensor:
         """codes: `[B, K, F]` (the first K levels) → latent `[B, F, D]`, the sum of the K levels' vectors."""
         if codes.shape[1] > self.num_quantizers:
-            raise ValueError(f"audio_codes has {codes.shape[1]} levels but the quantizer has {self.num_quantizers}.")
+            raise LMCodecError(f"audio_codes has {codes.shape[1]} levels but the quantizer has {self.num_quantizers}.")
         if codes.numel() and (codes.min() < 0 or codes.max() >= self.codebook_size):
-            raise ValueError(f"audio_codes must lie in [0, {self.codebook_size}), got values outside that range.")
+            raise LMCodecError(f"audio_codes must lie in [0, {self.codebook_size}), got values outside that range.")
         offsets = torch.arange(codes.shape[1], device=codes.device).view(1, -1, 1) * self.codebook_size
         flat = self.codebooks.reshape(-1, self.codebook_dim)
         return nn.functional.embedding(codes + offsets, flat).sum(dim=1)

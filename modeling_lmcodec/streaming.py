@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from .errors import LMCodecError
 from .modeling_lmcodec import ENCODER_BLOCK_FRAMES
 
 
@@ -17,7 +18,7 @@ def _as_samples(samples, device, dtype) -> torch.Tensor:
     """A 1-D float array or tensor of samples → `[1, T]` tensor on the model's device."""
     tensor = torch.as_tensor(np.asarray(samples) if not torch.is_tensor(samples) else samples)
     if tensor.dim() != 1:
-        raise ValueError(f"push() takes a 1-D array of mono samples, got shape {tuple(tensor.shape)}.")
+        raise LMCodecError(f"push() takes a 1-D array of mono samples, got shape {tuple(tensor.shape)}.")
     return tensor.to(device=device, dtype=dtype).unsqueeze(0)
 
 
@@ -84,7 +85,7 @@ class LMCodecStreamingDecoder:
         """Decode codes `[K, f]` (levels 0..K-1 of f frames) into `f * hop_length` samples in [-1, 1]."""
         codes = torch.as_tensor(codes)
         if codes.dim() != 2:
-            raise ValueError(f"push() takes codes of shape [levels, frames], got {tuple(codes.shape)}.")
+            raise LMCodecError(f"push() takes codes of shape [levels, frames], got {tuple(codes.shape)}.")
         self.model._check_audio_codes(codes.unsqueeze(0))
         latent = self.model.quantizer.decode(codes.unsqueeze(0).to(self.model.device))
         samples, self._state = self.model.decode_latent(latent, self._state)
