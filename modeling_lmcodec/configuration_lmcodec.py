@@ -87,8 +87,8 @@ class LMCodecConfig(PreTrainedConfig):
             Standard deviation of the initial weights.
         operating_points (`list[int]`, *optional*, defaults to `[2, 3]`):
             The numbers of coarse levels the two language models serve; `num_coarse_quantizers` must be one of them.
-        sync_frames (`int`, *optional*, defaults to 250):
-            Frames between sync points (250 = 5 s): both language models' context resets there, bounding memory and
+        sync_frames (`int`, *optional*, defaults to 300):
+            Frames between sync points (300 = 6 s): both language models' context resets there, bounding memory and
             limiting the damage of a lost packet. Also the longest context the LMs are built for.
         packet_frames (`int`, *optional*, defaults to 50):
             Frames per bitstream packet for files (50 = 1 s). Each packet flushes the range coder, so short packets cost
@@ -145,7 +145,7 @@ class LMCodecConfig(PreTrainedConfig):
     phase_loss_weight: float = 1.0
     initializer_range: float = 0.02
     operating_points: list[int] | tuple[int, ...] = (2, 3)
-    sync_frames: int = 250
+    sync_frames: int = 300
     packet_frames: int = 50
     entropy_lm_depth: bool = True
     fine_lm_config: dict | PreTrainedConfig | None = None
@@ -155,7 +155,7 @@ class LMCodecConfig(PreTrainedConfig):
         for name in ("fine_lm_config", "entropy_lm_config"):
             value = getattr(self, name)
             if value is None or isinstance(value, dict):
-                merged = small_gpt2_defaults(self.sync_frames if isinstance(self.sync_frames, int) else 250)
+                merged = small_gpt2_defaults(self.sync_frames if isinstance(self.sync_frames, int) else 300)
                 merged.update(value or {})
                 merged.pop("model_type", None)
                 setattr(self, name, GPT2Config(**merged))

@@ -52,13 +52,6 @@ def exact_coding(model):
         model.train(training)
 
 
-def _level_probabilities(lm: LMCodecFrameLM, hidden: torch.Tensor, level: int, codes: torch.Tensor,
-                         codebooks: torch.Tensor) -> np.ndarray:
-    """float32 probabilities `[1, K]` of `level` in the current frame, as the coder consumes them."""
-    logits = lm.predict_level(hidden, level, codes, 0, codebooks)
-    return torch.softmax(logits, dim=-1).numpy()
-
-
 class EntropyCoder:
     """Turns the coarse codes of a stream into range-coded packets and back, frame by frame.
 
@@ -81,12 +74,13 @@ class EntropyCoder:
     def _frame(self, choose) -> torch.Tensor:
         """Run the LM for one frame; `choose(probabilities [1, K], level) -> code` codes or decodes each level."""
         codes = torch.zeros(1, self.num_quantizers, dtype=torch.long)
-        hidden = self.lm.step(self.state, codes, self.num_coarse, self.codebooks)
+        conditioned = self.lm.step(self.state, codes, self.num_coarse, self.codebooks)
         for level in range(self.num_coarse):
-            probabilities = _level_probabilities(self.lm, hidden, level, codes, self.codebooks)
+            probabilities = torch.softmax(self.lm.level_logits(conditioned, level), dim=-1).numpy()  # float32 [1, K]
             code = choose(probabilities, level)
             self.information_bits -= float(np.log2(max(float(probabilities[0, code]), 1e-30)))
             codes[0, level] = code
+            conditioned = self.lm.condition(conditioned, level, codes[:, level], self.codebooks)
         self.lm.finish_frame(self.state, codes)
         return codes[0, : self.num_coarse]
 

@@ -62,10 +62,10 @@ class FineCodeGenerator:
             if self.frames_done % self.sync_frames == 0:
                 self.state = self.lm.start()
             codes = output[:, :, frame].clone()
-            hidden = self.lm.step(self.state, codes, self.num_coarse, self.codebooks)
+            conditioned = self.lm.step(self.state, codes, self.num_coarse, self.codebooks)
             for level in range(self.num_coarse, self.num_quantizers):
-                logits = self.lm.predict_level(hidden, level, codes, self.num_coarse, self.codebooks)
-                codes[:, level] = self._choose(logits)
+                codes[:, level] = self._choose(self.lm.level_logits(conditioned, level))
+                conditioned = self.lm.condition(conditioned, level, codes[:, level], self.codebooks)
             self.lm.finish_frame(self.state, codes)
             output[:, :, frame] = codes
             self.frames_done += 1

@@ -101,7 +101,7 @@ class LMCodecFrameLM(nn.Module):
         hidden = conditioned + self.depth_mlp(self.depth_norm(conditioned))
         hidden = self.head_norm(hidden)
         if isinstance(head_index, int):
-            return hidden @ self.heads[head_index] + self.head_bias[head_index]
+            return torch.addmm(self.head_bias[head_index], hidden, self.heads[head_index])
         return torch.einsum("...lw,lwk->...lk", hidden, self.heads[head_index]) + self.head_bias[head_index]
 
     def head_index(self, level: int) -> int:
@@ -165,7 +165,7 @@ class LMCodecFrameLM(nn.Module):
     def step(self, state: FrameLMState, current_codes: torch.Tensor, num_coarse: int,
              codebooks: torch.Tensor) -> torch.Tensor:
         """Advance one frame. current_codes: `[B, Nq]` with the known levels of this frame filled (the rest ignored).
-        Returns the step's hidden state `[B, W]`; call `predict_level` for each output level in order."""
+        Returns the step's hidden state `[B, W]`: for each output level in order, `level_logits` then `condition`."""
         batch = current_codes.shape[0]
         count = torch.full((batch,), num_coarse, dtype=torch.long, device=current_codes.device)
         roles = level_roles(self.target, count, self.num_quantizers)
@@ -181,16 +181,17 @@ class LMCodecFrameLM(nn.Module):
         state.frames += 1
         return output.last_hidden_state[:, 0]
 
-    def predict_level(self, hidden: torch.Tensor, level: int, known_codes: torch.Tensor, first_output_level: int,
-                      codebooks: torch.Tensor) -> torch.Tensor:
-        """Logits `[B, K]` of `level` given the step's hidden `[B, W]` and the codes `[B, Nq]` of this frame's output
-        levels already predicted (`first_output_level` .. `level - 1`)."""
-        conditioned = hidden
-        if self.depth and level > first_output_level:
-            done = range(first_output_level, level)
-            vectors = codebooks[list(done), known_codes[:, first_output_level:level]]  # [B, n, D]
-            conditioned = hidden + torch.einsum("bld,ldw->bw", vectors, self.depth_projection[first_output_level:level])
+    def level_logits(self, conditioned: torch.Tensor, level: int) -> torch.Tensor:
+        """Logits `[B, K]` of `level` from the step's hidden state `[B, W]` as conditioned so far (see `condition`)."""
         return self._level_logits(conditioned, self.head_index(level))
+
+    def condition(self, conditioned: torch.Tensor, level: int, codes: torch.Tensor,
+                  codebooks: torch.Tensor) -> torch.Tensor:
+        """Add the just-chosen `codes` `[B]` of `level` to the conditioning `[B, W]` of the next level of this frame
+        (the depth module; unchanged when the levels are predicted in parallel)."""
+        if not self.depth:
+            return conditioned
+        return conditioned + codebooks[level, codes] @ self.depth_projection[level]
 
     @staticmethod
     def finish_frame(state: FrameLMState, frame_codes: torch.Tensor) -> None:

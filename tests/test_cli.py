@@ -84,6 +84,9 @@ def test_bad_inputs_are_one_line_errors(tmp_path, stereo_file, checkpoint, capsy
                  "does not exist")
     expect_error(capsys, ["encode", str(stereo_file), str(out), *model, "--coarse", "1"], "not an operating point")
     expect_error(capsys, ["encode", str(stereo_file), str(out), "--model", str(tmp_path)], "not an LMCodec checkpoint")
+    # A Hub repo id goes through from_pretrained; offline and not cached, it fails at once with one line.
+    expect_error(capsys, ["encode", str(stereo_file), str(out), "--model", "nobody/no-such-lmcodec"],
+                 "cannot load model nobody/no-such-lmcodec", out)
 
 
 def test_bad_streams_are_one_line_errors(tmp_path, stereo_file, checkpoint, capsys):

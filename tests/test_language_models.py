@@ -38,10 +38,11 @@ def test_stepping_reproduces_teacher_forcing(tiny_model, lm_name, num_coarse):
         last = 4 if lm_name == "fine_lm" else num_coarse
         for frame in range(codes.shape[-1]):
             frame_codes = codes[:, :, frame]
-            hidden = lm.step(state, frame_codes, num_coarse, codebooks)
+            conditioned = lm.step(state, frame_codes, num_coarse, codebooks)
             for level in range(first, last):
-                logits = lm.predict_level(hidden, level, frame_codes, first, codebooks)
+                logits = lm.level_logits(conditioned, level)
                 torch.testing.assert_close(logits[0], parallel[0, frame, lm.head_index(level)], atol=1e-4, rtol=1e-4)
+                conditioned = lm.condition(conditioned, level, frame_codes[:, level], codebooks)
             lm.finish_frame(state, frame_codes)
 
 
