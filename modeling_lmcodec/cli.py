@@ -42,6 +42,9 @@ def load_model(model_path: str | None):
     generator_state = torch.random.get_rng_state()
     torch.manual_seed(0)
     model = LMCodecModel(LMCodecConfig()).eval()
+    with torch.no_grad():  # untrained codebooks are all zero; random ones make every cost realistic
+        model.quantizer.codebooks.normal_()
+        model.quantizer.initialized.fill_(True)
     torch.random.set_rng_state(generator_state)
     return model, RANDOM_WEIGHTS
 

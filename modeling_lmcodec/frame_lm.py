@@ -73,14 +73,18 @@ class LMCodecFrameLM(nn.Module):
         self.depth_mlp = nn.Sequential(nn.Linear(width, 2 * width), nn.GELU(approximate="tanh"),
                                        nn.Linear(2 * width, width))
         self.head_norm = nn.LayerNorm(width)
-        self.heads = nn.Parameter(torch.empty(len(output_levels), width, codebook_size))
+        # Low-rank heads: width → `codebook_dim` query, scored against a learned embedding of each code. Per level
+        # that reads 80 k weights instead of 262 k, and one step reads all heads' weights: memory-bound on a CPU.
+        self.head_queries = nn.Parameter(torch.empty(len(output_levels), width, codebook_dim))
+        self.head_codes = nn.Parameter(torch.empty(len(output_levels), codebook_size, codebook_dim))
         self.head_bias = nn.Parameter(torch.empty(len(output_levels), codebook_size))
 
     def init_parameters(self, std: float) -> None:
         """Called by the model's `_init_weights` (transformers' init functions skip weights loaded from a file)."""
-        for parameter in (self.current_projection, self.previous_projection, self.depth_projection, self.heads,
-                          self.segment_start):
+        for parameter in (self.current_projection, self.previous_projection, self.depth_projection,
+                          self.head_queries, self.segment_start):
             init.normal_(parameter, std=std)
+        init.normal_(self.head_codes, std=self.head_codes.shape[-1] ** -0.5)  # unit-scale code embeddings
         init.zeros_(self.head_bias)
 
     # ------------------------------------------------------------------ shared pieces (training and stepping)
@@ -101,8 +105,10 @@ class LMCodecFrameLM(nn.Module):
         hidden = conditioned + self.depth_mlp(self.depth_norm(conditioned))
         hidden = self.head_norm(hidden)
         if isinstance(head_index, int):
-            return torch.addmm(self.head_bias[head_index], hidden, self.heads[head_index])
-        return torch.einsum("...lw,lwk->...lk", hidden, self.heads[head_index]) + self.head_bias[head_index]
+            query = hidden @ self.head_queries[head_index]
+            return torch.addmm(self.head_bias[head_index], query, self.head_codes[head_index].t())
+        query = torch.einsum("...lw,lwr->...lr", hidden, self.head_queries[head_index])
+        return torch.einsum("...lr,lkr->...lk", query, self.head_codes[head_index]) + self.head_bias[head_index]
 
     def head_index(self, level: int) -> int:
         return level - self.output_levels.start
