@@ -122,6 +122,25 @@ def compress_file(model, audio, rate: int, coarse: int | None, entropy: bool, pa
     return b"".join(parts), compressor.report
 
 
+def decompress_with_progress(model, data: bytes, header, do_sample: bool, seed: int | None):
+    """`model.decompress(data)`, fed in pieces so long streams show a progress bar."""
+    import numpy as np
+
+    from .bitstream import HEADER_SIZE
+
+    decompressor = model.stream_decompressor(data[:HEADER_SIZE], do_sample=do_sample, seed=seed)
+    rate = model.config.sampling_rate
+    total_seconds = (header.num_samples or 0) / rate
+    body, pieces = data[HEADER_SIZE:], []
+    step = max(1, len(body) // max(int(total_seconds), 1))  # about one second of stream per piece
+    with progress(total_seconds, "decoding") as bar:
+        for start in range(0, len(body), step):
+            pieces.append(decompressor.push(body[start : start + step]))
+            bar.update(min(len(pieces[-1]) / rate, bar.total - bar.n))
+    pieces.append(decompressor.finish())
+    return np.concatenate(pieces)
+
+
 def describe_rate(data: bytes, report, seconds: float) -> str:
     kbps = len(data) * 8 / seconds / 1000
     overhead = (report.header_bytes + report.framing_bytes) * 8 / seconds / 1000
@@ -170,8 +189,12 @@ def run_decode(args) -> int:
     header, _ = StreamHeader.from_bytes(data)
     model, _ = load_model(args.model)
     start = time.perf_counter()
-    audio, rate, losses = model.decompress(data, partial=args.partial, return_losses=True, do_sample=args.sample,
-                                           seed=args.seed)
+    if args.partial:
+        audio, rate, losses = model.decompress(data, partial=True, return_losses=True, do_sample=args.sample,
+                                               seed=args.seed)
+    else:
+        audio = decompress_with_progress(model, data, header, args.sample, args.seed)
+        rate, losses = model.config.sampling_rate, ""
     elapsed = time.perf_counter() - start
     target_rate, length = _output_rate(args, header, model)
     audio = resample(audio, rate, target_rate)
