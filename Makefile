@@ -31,7 +31,11 @@ demo: $(VENV)/.installed
 		apt-get update -qq && apt-get install -y -qq espeak-ng >/dev/null; fi
 	$(VENV)/bin/lmcodec demo $(IN) --speech-dir "$(SPEECH_DIR)"
 
+# Reference codecs for the evaluation tests (skipped, not failed, where they cannot be installed).
 test: $(VENV)/.installed-dev
+	@command -v c2enc >/dev/null && command -v opusenc >/dev/null || \
+		(apt-get update -qq && apt-get install -y -qq codec2 opus-tools >/dev/null) || \
+		echo "codec2 / opus-tools not installed: their tests will be skipped"
 	$(PY) -m pytest -q
 
 bench: $(VENV)/.installed-dev

@@ -343,6 +343,11 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_argument("--coarse", type=int, help="coarse levels to send")
         command.add_argument("--threads", type=int, default=1, help="torch threads outside the coder (default: 1)")
         command.set_defaults(handler=handler)
+
+    from .training import evaluation
+
+    evaluation.add_arguments(commands.add_parser(
+        "evaluate", help="score LMCodec, its ablations, Codec2 and Opus on speech; writes a report"))
     return parser
 
 

@@ -36,12 +36,19 @@ def broadcast_from_rank0(tensor: torch.Tensor) -> torch.Tensor:
 
 
 def _gather_all(vectors: torch.Tensor) -> torch.Tensor:
-    """Concatenate `[N, D]` vectors of every process (equal N on all ranks, as in data-parallel training)."""
+    """Concatenate the `[N_r, D]` vectors of every process (N_r may differ between ranks)."""
     if not _distributed():
         return vectors
-    parts = [torch.empty_like(vectors) for _ in range(dist.get_world_size())]
-    dist.all_gather(parts, vectors.contiguous())
-    return torch.cat(parts)
+    world = dist.get_world_size()
+    size = torch.tensor([vectors.shape[0]], device=vectors.device)
+    sizes = [torch.empty_like(size) for _ in range(world)]
+    dist.all_gather(sizes, size)
+    longest = int(max(int(s) for s in sizes))
+    padded = vectors.new_zeros(longest, vectors.shape[1])
+    padded[: vectors.shape[0]] = vectors
+    parts = [torch.empty_like(padded) for _ in range(world)]
+    dist.all_gather(parts, padded.contiguous())
+    return torch.cat([part[: int(n)] for part, n in zip(parts, sizes)])
 
 
 @dataclass
@@ -69,6 +76,9 @@ class LMCodecResidualVectorQuantizer(nn.Module):
         self.register_buffer("ema_counts", torch.zeros(shape))
         self.register_buffer("ema_sums", torch.zeros(*shape, self.codebook_dim))
         self.register_buffer("initialized", torch.zeros(self.num_quantizers, dtype=torch.bool))
+        # False keeps the codebooks fixed in training mode (fine-tuning with existing bitstreams decodable):
+        # no EMA updates, k-means or restarts, while quantizer dropout stays active.
+        self.update_codebooks = True
 
     # ------------------------------------------------------------------ inference
     def nearest_codes(self, residual: torch.Tensor, level: int) -> torch.Tensor:
@@ -115,6 +125,10 @@ class LMCodecResidualVectorQuantizer(nn.Module):
         In training mode the codebooks are updated (EMA) from the unmasked frames, and each example is, with
         probability `quantizer_dropout`, reconstructed from only its first n ~ U{1..Nq} levels.
         """
+        with torch.autocast(device_type=latent.device.type, enabled=False):  # codes and EMA sums in float32
+            return self._quantize_for_training(latent.float(), frame_mask)
+
+    def _quantize_for_training(self, latent: torch.Tensor, frame_mask: torch.Tensor | None) -> QuantizerOutput:
         batch, frames, dim = latent.shape
         if frame_mask is None:
             frame_mask = latent.new_ones(batch, frames)
@@ -129,7 +143,7 @@ class LMCodecResidualVectorQuantizer(nn.Module):
         quantized = torch.zeros_like(residual)
         codes, commitment = [], latent.new_zeros(())
         for level in range(self.num_quantizers):
-            if self.training:
+            if self.training and self.update_codebooks:
                 self._update_codebook(level, residual.detach()[valid])
             indices = self.nearest_codes(residual.detach(), level)
             vectors = self.codebooks[level][indices]
@@ -162,13 +176,16 @@ class LMCodecResidualVectorQuantizer(nn.Module):
         self._restart_dead_codes(level, vectors)
 
     def _restart_dead_codes(self, level: int, vectors: torch.Tensor) -> None:
-        """Replace codes used far less than average by random input vectors chosen on rank 0."""
+        """Replace codes used far less than average by input vectors of any rank, chosen on rank 0."""
         mean_count = self.ema_counts[level].mean()
         dead = self.ema_counts[level] < self.dead_threshold * mean_count
         num_dead = int(dead.sum())
-        if num_dead == 0 or vectors.shape[0] == 0:
+        if num_dead == 0:
             return
-        replacements = vectors[torch.randint(0, vectors.shape[0], (num_dead,), device=vectors.device)]
+        candidates = _gather_all(vectors)
+        if candidates.shape[0] == 0:
+            return
+        replacements = candidates[torch.randint(0, candidates.shape[0], (num_dead,), device=vectors.device)]
         broadcast_from_rank0(replacements)
         self.codebooks[level][dead] = replacements
         self.ema_sums[level][dead] = replacements * mean_count

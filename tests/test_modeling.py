@@ -195,3 +195,23 @@ def test_padding_mask_excludes_padding_from_the_loss():
     clean = model(audio, padding_mask=mask).loss
     with_noise_in_padding = model(noisy, padding_mask=mask).loss
     torch.testing.assert_close(clean, with_noise_in_padding)
+
+
+def test_frozen_codebooks_stay_fixed_in_training_mode(tiny_model):
+    tiny_model.train()
+    tiny_model.quantizer.update_codebooks = False
+    before = tiny_model.quantizer.codebooks.clone()
+    tiny_model(as_input(speech_like(0.5)))
+    assert torch.equal(tiny_model.quantizer.codebooks, before)
+    tiny_model.quantizer.update_codebooks = True
+    tiny_model(as_input(speech_like(0.5)))
+    assert not torch.equal(tiny_model.quantizer.codebooks, before)
+
+
+def test_training_forward_under_bfloat16_autocast():
+    torch.manual_seed(0)
+    model = lmcodec.LMCodecModel(tiny_config()).train()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        output = model(as_input(speech_like(0.5)))
+    assert torch.isfinite(output.loss) and model.quantizer.codebooks.dtype == torch.float32
+    assert model.quantizer.initialized.all()

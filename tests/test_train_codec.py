@@ -1,0 +1,164 @@
+"""The Accelerate codec trainer: a step on generated audio, exact resume, frozen fine-tuning, two processes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import lmcodec
+from lmcodec.training import train_codec
+from tests.conftest import REPO, tiny_config
+from tests.test_data import generated_dataset
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory) -> Path:
+    """Parquet shards of generated signals (an in-test `datasets` dataset) and a tiny model config."""
+    root = tmp_path_factory.mktemp("train_codec")
+    shards = root / "shards"
+    shards.mkdir()
+    dataset = generated_dataset(count=8, seconds=1.5)
+    for shard in range(2):
+        dataset.shard(2, shard, contiguous=True).to_parquet(str(shards / f"train-{shard:05d}-of-00002.parquet"))
+    tiny_config().save_pretrained(root / "tiny")
+    tiny_config(quantizer_dropout=0.0, codebook_dead_threshold=0.0).save_pretrained(root / "tiny-deterministic")
+    return root
+
+
+@pytest.fixture(autouse=True)
+def restore_torch_threads():
+    """The trainer runs with --num_threads 1 here (tiny models gain nothing from threads, and OpenMP barriers crawl when
+    the other core is busy); give the rest of the session its thread count back."""
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
+def args_for(workspace: Path, output: Path, *extra: str, config: str = "tiny") -> list[str]:
+    return [
+        "--model_config", str(workspace / config),
+        "--train_dataset", str(workspace / "shards"),
+        "--dataset_cache_dir", str(workspace / "cache"),
+        "--output_dir", str(output),
+        "--crop_seconds", "0.4",
+        "--per_device_batch_size", "2",
+        "--learning_rate", "0.003",
+        "--warmup_steps", "2",
+        "--logging_steps", "1",
+        "--report_to", "none",
+        "--num_threads", "1",
+        *extra,
+    ]
+
+
+def load_dump(path: Path) -> dict:
+    return torch.load(path, map_location="cpu", weights_only=False)
+
+
+def test_one_step_on_generated_audio_exports_a_loadable_codec(workspace: Path, tmp_path: Path, capsys):
+    output = tmp_path / "one-step"
+    assert train_codec.main(args_for(workspace, output, "--max_steps", "1", "--eval_holdout", "2",
+                                     "--max_eval_items", "2", "--report_to", "auto")) == 0
+    printed = capsys.readouterr().out
+    assert "eval step 1: mel_distance_q2=" in printed and "throughput:" in printed
+    model = lmcodec.LMCodecModel.from_pretrained(output / "final")
+    assert bool(model.quantizer.initialized.all()), "the first training step initialises every codebook"
+    torch.manual_seed(0)
+    fresh = lmcodec.LMCodecModel(tiny_config())
+    assert not torch.equal(model.decoder.input_projection.weight, fresh.decoder.input_projection.weight)
+    assert all(torch.equal(a, b) for a, b in zip(model.fine_lm.parameters(), fresh.fine_lm.parameters(), strict=True)), \
+        "the codec trainer leaves the language models alone"
+    try:
+        import tensorboard  # noqa: F401
+    except ImportError:
+        return
+    assert list(output.rglob("events.out.tfevents.*")), "tensorboard logs are written when tensorboard is installed"
+
+
+RESUME_SETUPS = {
+    # 8 items, 2 per micro-batch, 2 micro-batches per step: the checkpoint at step 3 is mid-epoch and the run crosses
+    # epochs; a late, cheap GAN puts the discriminators and their optimizer into the checkpoint too.
+    "map-style+gan": ["--gradient_accumulation_steps", "2", "--discriminators", "msstft,mpd",
+                      "--discriminator_channels", "4", "--adversarial_start_step", "2",
+                      "--discriminator_update_every", "2"],
+    # Streaming Parquet read by two DataLoader workers: resuming must restore each worker's part and the round-robin.
+    "streaming+workers": ["--streaming", "--num_workers", "2", "--shuffle_buffer_size", "3"],
+}
+
+
+@pytest.mark.parametrize("setup", sorted(RESUME_SETUPS))
+def test_resume_reproduces_the_uninterrupted_run_bit_for_bit(workspace: Path, tmp_path: Path, setup: str, monkeypatch):
+    import datasets
+
+    monkeypatch.setattr(datasets.config, "SLEEP_TIME_ON_THREADS_SHUTDOWN", 0)  # Parquet streaming's 5 s pause
+    common = ["--max_steps", "6", *RESUME_SETUPS[setup]]
+    full = tmp_path / "full"
+    assert train_codec.main(args_for(workspace, full, *common, "--save_steps", "3",
+                                     "--debug_dump_state_dir", str(tmp_path / "dump-full"))) == 0
+    checkpoint = full / "checkpoints" / "checkpoint-00000003"
+    assert (checkpoint / "COMPLETE").is_file() and (checkpoint / "export" / "config.json").is_file()
+    assert lmcodec.LMCodecModel.from_pretrained(checkpoint / "export") is not None
+
+    resumed = tmp_path / "resumed"
+    assert train_codec.main(args_for(workspace, resumed, *common, "--resume_from_checkpoint", str(checkpoint),
+                                     "--debug_dump_state_dir", str(tmp_path / "dump-resumed"))) == 0
+    a, b = load_dump(tmp_path / "dump-full" / "rank0.pt"), load_dump(tmp_path / "dump-resumed" / "rank0.pt")
+    assert a["state"] == b["state"] and a["state"]["step"] == 6 and a["state"]["epoch"] >= 1
+    different = [name for name in a["model"] if not torch.equal(a["model"][name], b["model"][name])]
+    assert not different, f"resumed run differs in {different[:5]}"
+
+
+def test_fine_tuning_with_frozen_encoder_and_quantizer_keeps_bitstreams_decodable(workspace: Path, tmp_path: Path):
+    base = tmp_path / "base"
+    assert train_codec.main(args_for(workspace, base, "--max_steps", "2")) == 0
+    tuned = tmp_path / "tuned"
+    assert train_codec.main(args_for(workspace, tuned, "--max_steps", "2", "--model_name_or_path", str(base / "final"),
+                                     "--freeze", "encoder,quantizer", "--learning_rate", "0.01")) == 0
+    before = lmcodec.LMCodecModel.from_pretrained(base / "final")
+    after = lmcodec.LMCodecModel.from_pretrained(tuned / "final")
+    for name, tensor in before.state_dict().items():
+        if name.startswith(("encoder.", "quantizer.")):
+            assert torch.equal(tensor, after.state_dict()[name]), f"{name} changed although frozen"
+    assert not torch.equal(before.decoder.input_projection.weight, after.decoder.input_projection.weight)
+
+
+def test_two_processes_stay_identical_and_match_one_process_on_the_combined_batch(workspace: Path, tmp_path: Path):
+    accelerate = Path(sys.executable).parent / "accelerate"
+    if not accelerate.exists():
+        pytest.skip("the accelerate launcher is not installed next to this Python")
+    # Deterministic quantizer (no dropout, no dead-code restarts: both draw rank-local random numbers whose count
+    # depends on the per-process batch size) and a frozen encoder, so the quantizer sees the same latents in one and
+    # two processes; the decoder trains, so DDP's gradient averaging is exercised too.
+    common = ["--max_steps", "3", "--freeze", "encoder"]
+    two = tmp_path / "two"
+    env = dict(os.environ, ACCELERATE_USE_CPU="1", HF_HOME=str(tmp_path / "hf"), HF_HUB_OFFLINE="1",
+               HF_DATASETS_CACHE=str(tmp_path / "datasets-cache"))
+    command = [str(accelerate), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+               "--mixed_precision", "no", "--dynamo_backend", "no", str(REPO / "training" / "train_codec.py"),
+               *args_for(workspace, two, *common, "--debug_dump_state_dir", str(tmp_path / "dump-two"),
+                         config="tiny-deterministic")]
+    result = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-4000:]
+    ranks = [load_dump(tmp_path / "dump-two" / f"rank{r}.pt") for r in range(2)]
+    assert [r["world_size"] for r in ranks] == [2, 2] and [r["rank"] for r in ranks] == [0, 1], \
+        "accelerate launch must really start two processes"
+    different = [n for n in ranks[0]["model"] if not torch.equal(ranks[0]["model"][n], ranks[1]["model"][n])]
+    assert not different, f"ranks differ in {different[:5]}"
+    assert not torch.equal(ranks[0]["model"]["quantizer.ema_counts"], torch.zeros_like(
+        ranks[0]["model"]["quantizer.ema_counts"]))
+
+    one = tmp_path / "one"
+    assert train_codec.main(args_for(workspace, one, *common, "--per_device_batch_size", "4",
+                                     "--debug_dump_state_dir", str(tmp_path / "dump-one"),
+                                     config="tiny-deterministic")) == 0
+    single = load_dump(tmp_path / "dump-one" / "rank0.pt")["model"]
+    distributed = ranks[0]["model"]
+    assert torch.equal(single["quantizer.initialized"], distributed["quantizer.initialized"])
+    # k-means initialisation on the gathered batch, then two EMA updates from all-reduced statistics.
+    for name in ("quantizer.ema_counts", "quantizer.ema_sums", "quantizer.codebooks"):
+        torch.testing.assert_close(distributed[name], single[name], rtol=1e-5, atol=1e-5, msg=name)

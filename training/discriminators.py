@@ -1,0 +1,197 @@
+"""Small discriminators and adversarial losses for the codec's optional GAN phase.
+
+- `MultiScaleSTFTDiscriminator`: EnCodec-style 2-D convolutions over complex STFTs (real and imaginary parts as
+  channels) at several resolutions.
+- `MultiPeriodDiscriminator`: HiFi-GAN-style 2-D convolutions over the waveform folded by several periods.
+
+Both default to few channels: a full-size 2-D STFT discriminator made each CPU training step ~12x slower in the
+measured experiment (shared/notes/codec-training-on-cpu.md), so width is a parameter and starts small.
+
+Every discriminator maps audio `[B, 1, T]` to a list of `(logits, features)` pairs, one per sub-discriminator.
+Losses: hinge or least-squares (`"hinge"`, `"lsgan"`), and feature matching (L1 between the features of real and
+generated audio, relative to the real features' mean magnitude, as in EnCodec).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+from torch.nn.utils.parametrizations import weight_norm
+
+DiscriminatorOutput = list[tuple[torch.Tensor, list[torch.Tensor]]]
+
+
+def _as_batch(audio: torch.Tensor) -> torch.Tensor:
+    """`[B, 1, T]` or `[B, T]` → `[B, T]`."""
+    return audio[:, 0] if audio.dim() == 3 else audio
+
+
+class STFTDiscriminator(nn.Module):
+    """One resolution of the multi-scale STFT discriminator."""
+
+    def __init__(self, n_fft: int, channels: int = 16, max_channels: int = 32, num_layers: int = 3,
+                 negative_slope: float = 0.2):
+        super().__init__()
+        self.n_fft, self.hop_length = n_fft, n_fft // 4
+        self.register_buffer("window", torch.hann_window(n_fft), persistent=False)
+        self.negative_slope = negative_slope
+        # Unlike EnCodec's, the first layer already halves the frequency axis: most of the cost is at full resolution.
+        layers = [weight_norm(nn.Conv2d(2, channels, (3, 9), stride=(1, 2), padding=(1, 4)))]
+        width = channels
+        for layer in range(num_layers):
+            out = min(max_channels, channels * 2 ** (layer + 1))
+            layers.append(weight_norm(nn.Conv2d(width, out, (3, 9), stride=(1, 2), dilation=(2**layer, 1),
+                                                padding=(2**layer, 4))))
+            width = out
+        layers.append(weight_norm(nn.Conv2d(width, width, (3, 3), padding=(1, 1))))
+        self.layers = nn.ModuleList(layers)
+        self.output = weight_norm(nn.Conv2d(width, 1, (3, 3), padding=(1, 1)))
+
+    def forward(self, audio: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        spectrum = torch.stft(_as_batch(audio).float(), self.n_fft, self.hop_length, window=self.window,
+                              center=True, return_complex=True)
+        x = torch.stack([spectrum.real, spectrum.imag], dim=1).transpose(2, 3)  # [B, 2, frames, bins]
+        features = []
+        for layer in self.layers:
+            x = F.leaky_relu(layer(x), self.negative_slope)
+            features.append(x)
+        return self.output(x), features
+
+
+class MultiScaleSTFTDiscriminator(nn.Module):
+    """STFT discriminators at several FFT sizes (defaults: 256, 512, 1024 at 16 kHz)."""
+
+    def __init__(self, n_ffts: tuple[int, ...] = (256, 512, 1024), channels: int = 16, max_channels: int = 32,
+                 num_layers: int = 3):
+        super().__init__()
+        self.discriminators = nn.ModuleList(STFTDiscriminator(n, channels, max_channels, num_layers) for n in n_ffts)
+
+    def forward(self, audio: torch.Tensor) -> DiscriminatorOutput:
+        return [discriminator(audio) for discriminator in self.discriminators]
+
+
+class PeriodDiscriminator(nn.Module):
+    """One period of the multi-period discriminator: the waveform folded to `[B, 1, T / p, p]`."""
+
+    def __init__(self, period: int, channels: int = 16, max_channels: int = 128, num_layers: int = 4,
+                 negative_slope: float = 0.1):
+        super().__init__()
+        self.period, self.negative_slope = period, negative_slope
+        layers, width = [], 1
+        for layer in range(num_layers):
+            out = min(max_channels, channels * 2**layer)
+            layers.append(weight_norm(nn.Conv2d(width, out, (5, 1), stride=(3, 1), padding=(2, 0))))
+            width = out
+        layers.append(weight_norm(nn.Conv2d(width, width, (5, 1), padding=(2, 0))))
+        self.layers = nn.ModuleList(layers)
+        self.output = weight_norm(nn.Conv2d(width, 1, (3, 1), padding=(1, 0)))
+
+    def forward(self, audio: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        x = _as_batch(audio).float()
+        remainder = x.shape[-1] % self.period
+        if remainder:
+            x = F.pad(x, (0, self.period - remainder), mode="reflect")
+        x = x.reshape(x.shape[0], 1, -1, self.period)
+        features = []
+        for layer in self.layers:
+            x = F.leaky_relu(layer(x), self.negative_slope)
+            features.append(x)
+        return self.output(x), features
+
+
+class MultiPeriodDiscriminator(nn.Module):
+    """Period discriminators (defaults: periods 2, 3, 5, 7, 11)."""
+
+    def __init__(self, periods: tuple[int, ...] = (2, 3, 5, 7, 11), channels: int = 16, max_channels: int = 128,
+                 num_layers: int = 4):
+        super().__init__()
+        self.discriminators = nn.ModuleList(PeriodDiscriminator(p, channels, max_channels, num_layers)
+                                            for p in periods)
+
+    def forward(self, audio: torch.Tensor) -> DiscriminatorOutput:
+        return [discriminator(audio) for discriminator in self.discriminators]
+
+
+class CombinedDiscriminator(nn.Module):
+    """Several discriminators behind one module; the output concatenates their sub-discriminators' outputs."""
+
+    def __init__(self, discriminators: dict[str, nn.Module]):
+        super().__init__()
+        if not discriminators:
+            raise ValueError("CombinedDiscriminator needs at least one discriminator.")
+        self.discriminators = nn.ModuleDict(discriminators)
+
+    def forward(self, audio: torch.Tensor) -> DiscriminatorOutput:
+        outputs = []
+        for discriminator in self.discriminators.values():
+            outputs.extend(discriminator(audio))
+        return outputs
+
+
+DISCRIMINATORS = {"msstft": MultiScaleSTFTDiscriminator, "mpd": MultiPeriodDiscriminator}
+
+
+def build_discriminator(names: str | list[str] = "msstft", channels: int = 8) -> CombinedDiscriminator:
+    """`"msstft"`, `"mpd"` or both (`"msstft,mpd"`) with `channels` channels in the first layer."""
+    if isinstance(names, str):
+        names = [name.strip() for name in names.split(",") if name.strip()]
+    unknown = [name for name in names if name not in DISCRIMINATORS]
+    if unknown or not names:
+        raise ValueError(f"unknown discriminator(s) {unknown or names}; choose from {', '.join(DISCRIMINATORS)}.")
+    return CombinedDiscriminator({name: DISCRIMINATORS[name](channels=channels) for name in names})
+
+
+# ---------------------------------------------------------------------------------------------------- losses
+ADVERSARIAL_LOSSES = ("hinge", "lsgan")
+
+
+def _check_kind(kind: str) -> None:
+    if kind not in ADVERSARIAL_LOSSES:
+        raise ValueError(f"unknown adversarial loss '{kind}'; choose from {', '.join(ADVERSARIAL_LOSSES)}.")
+
+
+def discriminator_loss(real: DiscriminatorOutput, fake: DiscriminatorOutput, kind: str = "hinge") -> torch.Tensor:
+    """Loss of the discriminators (mean over sub-discriminators): real audio should score high, generated low."""
+    _check_kind(kind)
+    total = 0.0
+    for (real_logits, _), (fake_logits, _) in zip(real, fake, strict=True):
+        if kind == "hinge":
+            total = total + F.relu(1 - real_logits).mean() + F.relu(1 + fake_logits).mean()
+        else:
+            total = total + (real_logits - 1).pow(2).mean() + fake_logits.pow(2).mean()
+    return total / len(real)
+
+
+def generator_adversarial_loss(fake: DiscriminatorOutput, kind: str = "hinge") -> torch.Tensor:
+    """Adversarial loss of the generator (mean over sub-discriminators)."""
+    _check_kind(kind)
+    total = 0.0
+    for fake_logits, _ in fake:
+        total = total + (F.relu(1 - fake_logits).mean() if kind == "hinge" else (fake_logits - 1).pow(2).mean())
+    return total / len(fake)
+
+
+def feature_matching_loss(real: DiscriminatorOutput, fake: DiscriminatorOutput) -> torch.Tensor:
+    """Mean over all layers of L1(fake features, real features) / mean |real features| (real ones detached)."""
+    total, count = 0.0, 0
+    for (_, real_features), (_, fake_features) in zip(real, fake, strict=True):
+        for real_feature, fake_feature in zip(real_features, fake_features, strict=True):
+            real_feature = real_feature.detach()
+            total = total + (fake_feature - real_feature).abs().mean() / (real_feature.abs().mean() + 1e-5)
+            count += 1
+    return total / max(count, 1)
+
+
+__all__ = [
+    "ADVERSARIAL_LOSSES",
+    "CombinedDiscriminator",
+    "MultiPeriodDiscriminator",
+    "MultiScaleSTFTDiscriminator",
+    "PeriodDiscriminator",
+    "STFTDiscriminator",
+    "build_discriminator",
+    "discriminator_loss",
+    "feature_matching_loss",
+    "generator_adversarial_loss",
+]
