@@ -298,6 +298,21 @@ def run_demo(args) -> int:
 
 
 # ---------------------------------------------------------------------------------------------------- parser
+def _forward_to(module_name: str):
+    """A handler that passes the remaining arguments to `lmcodec.training.<module_name>.main`."""
+
+    def handler(args) -> int:
+        import importlib
+
+        module = importlib.import_module(f"lmcodec.training.{module_name}")
+        try:
+            return module.main(args.arguments)
+        except (ValueError, FileNotFoundError) as error:
+            raise LMCodecError(" ".join(str(error).split())) from None
+
+    return handler
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lmcodec", description="LMCodec: low-bitrate speech codec.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -344,6 +359,14 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_argument("--threads", type=int, default=1, help="torch threads outside the coder (default: 1)")
         command.set_defaults(handler=handler)
 
+    for name, module, help_text in (
+        ("prepare-librilight", "prepare_librilight", "LibriLight-layout folder → Parquet shards for training"),
+        ("train-codec", "train_codec", "train or fine-tune the codec with Accelerate (see --help)"),
+        ("train-lm", "train_lm", "train the fine or entropy LM on a codec's codes (see --help)"),
+    ):
+        forward = commands.add_parser(name, help=help_text, add_help=False)
+        forward.set_defaults(handler=_forward_to(module), forwards=True)
+
     from .training import evaluation
 
     evaluation.add_arguments(commands.add_parser(
@@ -360,7 +383,12 @@ def quiet_libraries() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if getattr(args, "forwards", False):
+        args.arguments = extra  # everything after the subcommand goes to the training script's own parser
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     quiet_libraries()
     if args.command == "demo":
         Path(args.output).parent.mkdir(parents=True, exist_ok=True)

@@ -143,7 +143,11 @@ class LMCodecFrameLM(nn.Module):
         """Mean cross-entropy in nats per predicted code, its token count and the top-1 accuracy.
 
         frame_mask: `[B, F]` (1 = real frame) or None."""
-        logits = self(audio_codes, num_coarse, codebooks)
+        return self.loss_from_logits(self(audio_codes, num_coarse, codebooks), audio_codes, num_coarse, frame_mask)
+
+    def loss_from_logits(self, logits: torch.Tensor, audio_codes: torch.Tensor, num_coarse: torch.Tensor,
+                         frame_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """`loss` given `forward`'s logits (for trainers that call the model through a DDP wrapper)."""
         targets = audio_codes.transpose(1, 2)[:, :, self.output_levels.start : self.output_levels.stop]
         roles = level_roles(self.target, num_coarse, audio_codes.shape[1])
         mask = roles["output"][:, self.output_levels.start : self.output_levels.stop].unsqueeze(1)

@@ -190,8 +190,10 @@ def resolve_checkpoint(value: str, output_dir: str) -> Path | None:
     return path
 
 
-def save_training_checkpoint(accelerator, model, state: TrainState, output_dir: str, save_total_limit: int) -> Path:
-    """accelerator.save_state + every rank's data position + an exported LMCodec checkpoint; marked COMPLETE last."""
+def save_training_checkpoint(accelerator, model, state: TrainState, output_dir: str, save_total_limit: int,
+                             export=None) -> Path:
+    """accelerator.save_state + every rank's data position + an exported LMCodec checkpoint (`export`, default the
+    unwrapped `model`); marked COMPLETE last."""
     import lmcodec
 
     path = Path(output_dir) / "checkpoints" / f"{CHECKPOINT_PREFIX}{state.step:08d}"
@@ -202,7 +204,7 @@ def save_training_checkpoint(accelerator, model, state: TrainState, output_dir: 
     path.mkdir(parents=True, exist_ok=True)
     state.save(path, accelerator.process_index)
     if accelerator.is_main_process:
-        lmcodec.save_checkpoint(accelerator.unwrap_model(model), path / "export")
+        lmcodec.save_checkpoint(export if export is not None else accelerator.unwrap_model(model), path / "export")
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         (path / "COMPLETE").write_text(json.dumps(state.to_dict()))

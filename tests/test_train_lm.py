@@ -1,0 +1,76 @@
+"""The LM trainer: tokenise with a frozen codec (cached), train the fine or entropy LM, resume exactly, export."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+import lmcodec
+from lmcodec.training import train_lm
+from tests.conftest import random_codebooks, tiny_config
+from tests.test_data import generated_dataset
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory) -> Path:
+    """A tiny codec checkpoint and Parquet shards of generated audio."""
+    root = tmp_path_factory.mktemp("train_lm")
+    torch.manual_seed(0)
+    lmcodec.save_checkpoint(random_codebooks(lmcodec.LMCodecModel(tiny_config())), root / "codec")
+    (root / "shards").mkdir()
+    generated_dataset(count=6, seconds=1.2).to_parquet(str(root / "shards" / "train-00000-of-00001.parquet"))
+    return root
+
+
+@pytest.fixture(autouse=True)
+def restore_torch_threads():
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
+def args_for(workspace: Path, output: Path, target: str, *extra: str) -> list[str]:
+    return ["--target", target, "--model_name_or_path", str(workspace / "codec"),
+            "--train_dataset", str(workspace / "shards"), "--codes_cache_dir", str(workspace / "codes"),
+            "--output_dir", str(output), "--per_device_batch_size", "2", "--sequence_frames", "20",
+            "--learning_rate", "0.003", "--warmup_steps", "2", "--logging_steps", "1", "--report_to", "none",
+            "--num_threads", "1", *extra]
+
+
+@pytest.mark.parametrize("target", ["fine", "entropy"])
+def test_training_changes_only_the_target_lm_and_exports_the_whole_checkpoint(workspace, tmp_path, target):
+    output = tmp_path / target
+    assert train_lm.main(args_for(workspace, output, target, "--max_steps", "3", "--eval_holdout", "1")) == 0
+    before = lmcodec.LMCodecModel.from_pretrained(workspace / "codec").state_dict()
+    after = lmcodec.LMCodecModel.from_pretrained(output / "final").state_dict()
+    changed = {name.split(".")[0] for name in before if not torch.equal(before[name], after[name])}
+    assert changed == {f"{target}_lm"}
+    assert list((workspace / "codes").glob("train-*.arrow")), "tokenised codes are cached on disk"
+
+
+def test_resume_reproduces_the_uninterrupted_run(workspace, tmp_path):
+    straight = tmp_path / "straight"
+    assert train_lm.main(args_for(workspace, straight, "entropy", "--max_steps", "4")) == 0
+    resumed = tmp_path / "resumed"
+    assert train_lm.main(args_for(workspace, resumed, "entropy", "--max_steps", "2", "--save_steps", "2",
+                                  "--export_final", "false")) == 0
+    assert train_lm.main(args_for(workspace, resumed, "entropy", "--max_steps", "4",
+                                  "--resume_from_checkpoint", "latest")) == 0
+    first = lmcodec.LMCodecModel.from_pretrained(straight / "final").entropy_lm.state_dict()
+    second = lmcodec.LMCodecModel.from_pretrained(resumed / "final").entropy_lm.state_dict()
+    for name, tensor in first.items():
+        assert torch.equal(tensor, second[name]), name
+
+
+def test_windows_and_levels_are_a_pure_function_of_seed_epoch_index(workspace):
+    model = lmcodec.LMCodecModel.from_pretrained(workspace / "codec")
+    import datasets
+
+    codes = datasets.Dataset.from_dict({"codes": [list(range(4 * 30))], "frames": [30]})
+    windows = train_lm.CodeWindowDataset(codes, 4, 20, model.config.operating_points, seed=3)
+    first, again = windows[(0, 0)], windows[(0, 0)]
+    assert torch.equal(first["audio_codes"], again["audio_codes"]) and first["num_coarse"] == again["num_coarse"]
+    assert first["audio_codes"].shape == (4, 20) and int(first["frame_mask"].sum()) == 20
+    assert {int(windows[(epoch, 0)]["num_coarse"]) for epoch in range(20)} == {2, 3}
