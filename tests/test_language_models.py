@@ -95,3 +95,17 @@ def test_language_model_learns_a_repeating_sequence(lm_name):
         optimizer.step()
         losses.append(loss.item())
     assert losses[-1] < 0.3 * losses[0], (losses[0], losses[-1])
+
+
+def test_fast_backbone_step_equals_the_gpt2_forward(tiny_model):
+    """`_backbone_step` calls GPT-2's blocks directly; it must compute exactly what `GPT2Model.forward` does."""
+    from transformers import DynamicCache
+
+    lm = tiny_model.entropy_lm.eval()
+    inputs = torch.randn(1, 7, 32, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        reference_cache, fast_cache = DynamicCache(config=lm.backbone.config), DynamicCache(config=lm.backbone.config)
+        for position in range(7):
+            step = inputs[:, position : position + 1]
+            expected = lm.backbone(inputs_embeds=step, cache=reference_cache, use_cache=True).last_hidden_state
+            assert torch.equal(lm._backbone_step(step, fast_cache, position), expected)
