@@ -74,3 +74,22 @@ def test_windows_and_levels_are_a_pure_function_of_seed_epoch_index(workspace):
     assert torch.equal(first["audio_codes"], again["audio_codes"]) and first["num_coarse"] == again["num_coarse"]
     assert first["audio_codes"].shape == (4, 20) and int(first["frame_mask"].sum()) == 20
     assert {int(windows[(epoch, 0)]["num_coarse"]) for epoch in range(20)} == {2, 3}
+
+
+@pytest.mark.slow
+def test_two_processes(workspace, tmp_path):
+    """`accelerate launch` with two CPU processes over gloo (`--cpu` alone would silently run one)."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    accelerate = Path(sys.executable).parent / "accelerate"
+    command = [str(accelerate), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+               "--mixed_precision", "no", "--dynamo_backend", "no", str(REPO / "training" / "train_lm.py"),
+               *args_for(workspace, tmp_path / "two", "fine", "--max_steps", "2")]
+    result = subprocess.run(command, env={**os.environ, "ACCELERATE_USE_CPU": "1"}, capture_output=True, text=True,
+                            timeout=300, cwd=REPO)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (tmp_path / "two" / "final" / "model.safetensors").exists()

@@ -162,7 +162,7 @@ def evaluate_lm(model, lm, codes_dataset, levels: int, window: int) -> dict[str,
 
 # ---------------------------------------------------------------------------------------------------- main
 def main(argv: list[str] | None = None) -> int:
-    from accelerate import Accelerator
+    from accelerate import Accelerator, DistributedDataParallelKwargs
     from accelerate.utils import set_seed
     from tqdm.auto import tqdm
 
@@ -192,8 +192,10 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.num_threads)
     output_dir = Path(args.output_dir)
     trackers = _trackers(args.report_to)
+    # A batch whose sequences all draw the same Nc leaves the other operating point's output head without gradient.
     accelerator = Accelerator(mixed_precision=args.mixed_precision, log_with=trackers or None,
-                              project_dir=str(output_dir))
+                              project_dir=str(output_dir),
+                              kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)])
     rank, world_size = accelerator.process_index, accelerator.num_processes
     if accelerator.is_main_process:
         output_dir.mkdir(parents=True, exist_ok=True)
@@ -205,6 +207,7 @@ def main(argv: list[str] | None = None) -> int:
         parameter.requires_grad_(False)
     for parameter in lm.parameters():
         parameter.requires_grad_(True)
+    lm.backbone.wte.weight.requires_grad_(False)  # GPT-2's token embedding is unused: inputs are frame embeddings
     window = args.sequence_frames or model.config.sync_frames
 
     audio = data_lib.load_audio_dataset(data_args.train_dataset, split=data_args.train_split,
@@ -221,8 +224,8 @@ def main(argv: list[str] | None = None) -> int:
     loader = code_loader(codes, levels, window, model.config.operating_points, args.per_device_batch_size, rank,
                          world_size, args.seed)
 
-    optimizer = torch.optim.AdamW(lm.parameters(), lr=args.learning_rate, betas=(0.9, 0.95),
-                                  weight_decay=args.weight_decay)
+    trainable = [parameter for parameter in lm.parameters() if parameter.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=args.learning_rate, betas=(0.9, 0.95), weight_decay=args.weight_decay)
     lm.train()
     lm, optimizer = accelerator.prepare(lm, optimizer)
     plain_lm = accelerator.unwrap_model(lm)
@@ -261,7 +264,7 @@ def main(argv: list[str] | None = None) -> int:
             running.setdefault("bits_per_code", []).append(float(loss.detach()) / math.log(2))
             running.setdefault("accuracy", []).append(float(accuracy))
         if args.max_grad_norm > 0:
-            running.setdefault("grad_norm", []).append(float(accelerator.clip_grad_norm_(lm.parameters(),
+            running.setdefault("grad_norm", []).append(float(accelerator.clip_grad_norm_(trainable,
                                                                                            args.max_grad_norm)))
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
