@@ -371,6 +371,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     evaluation.add_arguments(commands.add_parser(
         "evaluate", help="score LMCodec, its ablations, Codec2 and Opus on speech; writes a report"))
+
+    from .hub_cards import push as hub_push
+
+    hub_push.add_arguments(commands.add_parser(
+        "push-to-hub", help="upload a checkpoint, its code and a model card to the Hugging Face Hub"))
     return parser
 
 
