@@ -272,7 +272,14 @@ class LMCodecStreamDecompressor:
         """Decode one packet into samples (before trimming to the stream length). `true_first_frame`, when the
         caller knows it (a whole file), places audio correctly after packets were dropped."""
         info = self.header_info
-        frames = info.frames_in(packet)
+        try:
+            frames = info.frames_in(packet)
+        except LMCodecError:  # a damaged frame count: its frames are unknown, count a full packet as lost
+            if not self.partial:
+                raise
+            self._damaged = True
+            self._damage_reason = f"packet {packet.index} damaged, silent until the next sync point"
+            return self._silence(info.packet_length_frames, self._damage_reason)
         sync = info.sync_period_frames
         if not self._damaged:
             try:
@@ -386,7 +393,11 @@ def _decode_whole_file_partially(decompressor: LMCodecStreamDecompressor, header
     packets, framing_complete = _frame_until_damage(body)
     from_end = [0] * (len(packets) + 1)
     for position in range(len(packets) - 1, -1, -1):
-        from_end[position] = from_end[position + 1] + header.frames_in(packets[position])
+        try:
+            frames = header.frames_in(packets[position])
+        except LMCodecError:  # damaged frame count: the packets cannot be placed from the end
+            frames, framing_complete = header.packet_length_frames, False
+        from_end[position] = from_end[position + 1] + frames
     can_place = framing_complete and header.num_frames is not None
     outputs = []
     with exact_coding(decompressor.model):
