@@ -4,6 +4,8 @@ Importing `lmcodec` registers `LMCodecConfig`, `LMCodecModel` and `LMCodecFeatur
 `AutoConfig`, `AutoModel` and `AutoFeatureExtractor`.
 """
 
+from pathlib import Path
+
 from transformers import AutoConfig, AutoFeatureExtractor, AutoModel
 
 from .checkpoint import save_checkpoint
@@ -22,6 +24,10 @@ from .training.metrics import metric_path
 
 __version__ = "0.1.0"
 
+DEFAULT_CHECKPOINT = str(Path(__file__).resolve().parent / "default_checkpoint")
+"""The trained checkpoint bundled with the package (float16 storage, float32 compute): pass it to
+`LMCodecModel.from_pretrained`, `AutoModel.from_pretrained` or `--model`; the command line uses it by default."""
+
 AutoConfig.register(LMCodecConfig.model_type, LMCodecConfig, exist_ok=True)
 AutoModel.register(LMCodecConfig, LMCodecModel, exist_ok=True)
 AutoFeatureExtractor.register(LMCodecConfig, LMCodecFeatureExtractor, exist_ok=True)
@@ -32,6 +38,7 @@ LMCodecModel.register_for_auto_class("AutoModel")
 LMCodecFeatureExtractor.register_for_auto_class("AutoFeatureExtractor")
 
 __all__ = [
+    "DEFAULT_CHECKPOINT",
     "LMCodecConfig",
     "LMCodecDecoderOutput",
     "LMCodecEncoderOutput",

@@ -18,35 +18,28 @@ DEMO_SENTENCE = "The birch canoe slid on the smooth planks. Glue the sheet to th
 DEMO_SPEECH_SUBFOLDER = "librispeech-test-other"  # speakers never seen in training
 CHUNK_SECONDS = 1.0  # audio pushed per step, so long files show progress and memory stays flat
 PROGRESS_MIN_SECONDS = 5.0
-RANDOM_WEIGHTS = "RANDOM weights (no trained checkpoint is bundled yet): the output will not sound like speech"
 
 
 # ---------------------------------------------------------------------------------------------------- helpers
 def load_model(model_path: str | None):
-    """(model, description of its weights). `model_path`: a local folder or a Hub repo id; None: the built-in model
-    (randomly initialised with a fixed seed until a trained checkpoint is bundled)."""
-    import torch
+    """(model, description of its weights). `model_path`: a local folder or a Hub repo id; None: the trained default
+    checkpoint bundled with the package (`lmcodec.DEFAULT_CHECKPOINT`)."""
+    from . import DEFAULT_CHECKPOINT, LMCodecModel
 
-    from . import LMCodecConfig, LMCodecModel
-
-    if model_path:
-        if Path(model_path).exists() and not (Path(model_path) / "config.json").is_file():
-            raise LMCodecError(f"{model_path} is not an LMCodec checkpoint folder (no config.json); pass the folder "
-                               "written by lmcodec.save_checkpoint.")
-        try:
-            model = LMCodecModel.from_pretrained(model_path)
-        except (OSError, ValueError, KeyError) as error:
-            detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-            raise LMCodecError(f"cannot load model {model_path}: {detail}") from None
-        return model.eval(), f"checkpoint {model_path}"
-    generator_state = torch.random.get_rng_state()
-    torch.manual_seed(0)
-    model = LMCodecModel(LMCodecConfig()).eval()
-    with torch.no_grad():  # untrained codebooks are all zero; random ones make every cost realistic
-        model.quantizer.codebooks.normal_()
-        model.quantizer.initialized.fill_(True)
-    torch.random.set_rng_state(generator_state)
-    return model, RANDOM_WEIGHTS
+    if not model_path:
+        if not (Path(DEFAULT_CHECKPOINT) / "model.safetensors").is_file():
+            raise LMCodecError(f"the bundled default checkpoint is missing from {DEFAULT_CHECKPOINT}; reinstall lmcodec "
+                               "or pass --model with a checkpoint folder or Hub repo id.")
+        return LMCodecModel.from_pretrained(DEFAULT_CHECKPOINT).eval(), "default checkpoint (lmcodec.DEFAULT_CHECKPOINT)"
+    if Path(model_path).exists() and not (Path(model_path) / "config.json").is_file():
+        raise LMCodecError(f"{model_path} is not an LMCodec checkpoint folder (no config.json); pass the folder "
+                           "written by lmcodec.save_checkpoint.")
+    try:
+        model = LMCodecModel.from_pretrained(model_path)
+    except (OSError, ValueError, KeyError) as error:
+        detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise LMCodecError(f"cannot load model {model_path}: {detail}") from None
+    return model.eval(), f"checkpoint {model_path}"
 
 
 def read_audio_file(path: str) -> tuple["np.ndarray", int]:  # noqa: F821
@@ -155,9 +148,7 @@ def run_encode(args) -> int:
     torch.set_num_threads(args.threads)
     check_output_path(args.output)
     audio, rate = read_audio_file(args.input)
-    model, weights = load_model(args.model)
-    if args.model is None:
-        print(f"lmcodec: warning: {RANDOM_WEIGHTS}", file=sys.stderr)
+    model, _ = load_model(args.model)
     start = time.perf_counter()
     data, report = compress_file(model, audio, rate, args.coarse, not args.no_entropy, args.packet_frames)
     elapsed = time.perf_counter() - start
@@ -316,7 +307,8 @@ def _forward_to(module_name: str):
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lmcodec", description="LMCodec: low-bitrate speech codec.")
     commands = parser.add_subparsers(dest="command", required=True)
-    model_help = "checkpoint folder or Hugging Face repo id (default: the built-in model)"
+    model_help = ("checkpoint folder or Hugging Face repo id (default: the bundled trained checkpoint, "
+                  "lmcodec.DEFAULT_CHECKPOINT)")
 
     encode = commands.add_parser("encode", help="audio file → .lmc stream")
     encode.add_argument("input", help="any audio file soundfile reads (wav, flac, ogg, mp3, aiff), any rate/channels")

@@ -365,6 +365,19 @@ class LMCodecModel(LMCodecPreTrainedModel):
 
         return LMCodecStreamDecompressor(self, header, do_sample=do_sample, seed=seed, partial=partial)
 
+    # ------------------------------------------------------------------ sharing
+    def push_to_hub(self, repo_id: str, *args, feature_extractor=None, **options):
+        """Upload to the Hub with fresh remote code and a model card rendered by `lmcodec.hub_cards` (options: those
+        of `lmcodec.hub_cards.push_to_hub`, e.g. `results=` for the card's metrics table). Where the `lmcodec`
+        package is not installed (remote code), this is transformers' plain `push_to_hub`."""
+        try:
+            from lmcodec.hub_cards import push_model_to_hub
+        except ImportError:
+            return super().push_to_hub(repo_id, *args, **options)
+        if args:
+            raise TypeError("LMCodecModel.push_to_hub takes its options as keywords (private=, revision=, token=, ...)")
+        return push_model_to_hub(self, repo_id, feature_extractor=feature_extractor, **options)
+
     # ------------------------------------------------------------------ training
     def forward(
         self,

@@ -88,12 +88,12 @@ def test_folder_end_to_end_without_reference_codecs(tmp_path, speech_folder, che
     assert len(results["metadata"]["missing_reference_codecs"]) == 2
     meta = results["metadata"]
     assert meta["num_files"] == 2 and meta["total_seconds"] == pytest.approx(3.5, abs=0.01)
-    assert meta["model"] == f"checkpoint {checkpoint}" and not meta["random_weights"]
+    assert meta["model"] == f"checkpoint {checkpoint}" and not meta.get("random_weights")
     assert [item["name"] for item in results["utterances"]] == ["first", "second"]
 
     rows = rows_by_slug(results)
-    assert list(rows) == ["original", "lmcodec-nc2", "lmcodec-nc2-coarse-only", "lmcodec-nc3",
-                          "lmcodec-nc3-coarse-only", "lmcodec-all-levels"]
+    assert list(rows) == ["original", "lmcodec-nc2", "lmcodec-nc2-sampled", "lmcodec-nc2-coarse-only", "lmcodec-nc3",
+                          "lmcodec-nc3-sampled", "lmcodec-nc3-coarse-only", "lmcodec-all-levels"]
     for levels in (2, 3):
         sent, ablation = rows[f"lmcodec-nc{levels}"], rows[f"lmcodec-nc{levels}-coarse-only"]
         # all bytes counted: the header alone (41 B per file) is worth ~0.09 kbps here, above the raw codes' rate
@@ -101,6 +101,7 @@ def test_folder_end_to_end_without_reference_codecs(tmp_path, speech_folder, che
         assert sent["kbps_without_entropy_coding"] > raw_rate and sent["kbps"] > 0
         assert len(sent["kbps_per_item"]) == 2 and sent["rtf"] > 0
         assert ablation["kbps"] == sent["kbps"] and "kbps_without_entropy_coding" not in ablation
+        assert rows[f"lmcodec-nc{levels}-sampled"]["kbps"] == sent["kbps"]  # the same stream, decoded another way
     assert rows["lmcodec-all-levels"]["kbps"] == pytest.approx(4 * 6 * 50 / 1000)
     for row in results["systems"]:
         assert set(row["metrics"]) == {"pesq", "stoi", "mel_distance", "si_sdr"}

@@ -1,4 +1,5 @@
-"""The built wheel (not only the editable install) imports `lmcodec` and every subpackage in a fresh venv."""
+"""The built wheel (not only the editable install) imports `lmcodec` and every subpackage in a fresh venv, and carries
+its package data: the bundled default checkpoint (loadable from the installed files) and the model card templates."""
 
 from __future__ import annotations
 
@@ -51,6 +52,10 @@ def test_wheel_installs_and_imports_every_subpackage(tmp_path):
     probe = (
         "import importlib, lmcodec\n"
         f"for name in {SUBPACKAGES!r}: importlib.import_module(name)\n"
+        "from lmcodec.hub_cards.model_card import template_path\n"
+        "assert template_path().is_file(), template_path()\n"
+        "model = lmcodec.LMCodecModel.from_pretrained(lmcodec.DEFAULT_CHECKPOINT)\n"
+        "assert lmcodec.DEFAULT_CHECKPOINT.startswith(lmcodec.__file__.rsplit('/', 1)[0])\n"
         "print(lmcodec.__file__)\n"
     )
     result = subprocess.run([str(python), "-c", probe], cwd=tmp_path, capture_output=True, text=True, timeout=300)

@@ -56,12 +56,12 @@ API_SCRIPT = textwrap.dedent(
     """
     import json, sys
     import lmcodec
-    from lmcodec.hub_cards import push_model_to_hub, push_to_hub
+    from lmcodec.hub_cards import push_to_hub
     checkpoint, token, out, results, with_facts = sys.argv[1:6]
     first = push_to_hub(checkpoint, "tiny-lmcodec", token=token, commit_message="first push")  # no namespace given
     again = push_to_hub(with_facts, "user/tiny-lmcodec", token=token)  # exists: exist_ok; its training_facts.json
     model = lmcodec.LMCodecModel.from_pretrained(checkpoint)
-    pull_request = push_model_to_hub(model, "user/tiny-lmcodec", token=token, create_pr=True,
+    pull_request = model.push_to_hub("user/tiny-lmcodec", token=token, create_pr=True,  # renders the card too
                                      feature_extractor=lmcodec.LMCodecFeatureExtractor(), results=results)
     try:
         push_to_hub(checkpoint, "user/refused", token="hf_wrong_token")

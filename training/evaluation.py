@@ -8,6 +8,8 @@ original with PESQ-WB, STOI, DNSMOS (SIG / BAK / OVRL), mel distance and SI-SDR 
 - ``lmcodec``: the real byte path at each operating point of the checkpoint, `compress` then `decompress`. kbps
   counts every byte of the coded file (header and packet framing included); the same audio is also compressed
   without entropy coding (raw 10-bit codes) to report that file's kbps too. Both files decode to the same audio.
+- ``sampled`` (ablation): the LMCodec stream of each operating point decoded with sampled fine codes (temperature 1,
+  seed 0) instead of the greedy default, to measure which decoding sounds better; same bytes, same kbps.
 - ``coarse-only`` (ablation): the same Nc coarse levels decoded by the codec alone, without the fine LM. It carries
   the same bits as the LMCodec row of that Nc, so it is given that row's kbps.
 - ``all-levels`` (upper bound): all Nq levels decoded, i.e. a perfect fine LM. Its kbps is nominal (raw codes of
@@ -44,7 +46,7 @@ from lmcodec.errors import LMCodecError
 
 from .reference_codecs import FAMILIES, SAMPLING_RATE, CodedAudio, ReferenceCodec, find_reference_codecs, fit_length
 
-SYSTEM_GROUPS = ("lmcodec", "coarse-only", "all-levels", *FAMILIES)
+SYSTEM_GROUPS = ("lmcodec", "sampled", "coarse-only", "all-levels", *FAMILIES)
 METRIC_MODULES = ("pesq", "stoi", "dnsmos", "mel_distance", "si_sdr")
 # (key in results.json, label, higher is better), in table order.
 METRICS = (
@@ -96,6 +98,17 @@ def code_lmcodec(model, levels: int, audio: np.ndarray) -> CodedAudio:
     return coded
 
 
+def code_lmcodec_sampled(model, levels: int, audio: np.ndarray) -> CodedAudio:
+    """The same bytes as `code_lmcodec`, decoded with sampled (seeded, temperature 1) instead of greedy fine codes."""
+
+    def roundtrip() -> CodedAudio:
+        data = model.compress(audio, sampling_rate=SAMPLING_RATE, num_coarse_quantizers=levels, entropy_coding=True)
+        decoded, _ = model.decompress(data, do_sample=True, seed=0)
+        return CodedAudio(fit_length(decoded, len(audio)), len(data))
+
+    return timed(roundtrip)
+
+
 def decode_levels(model, levels: int, audio: np.ndarray) -> CodedAudio:
     """Encode and decode from the first `levels` levels only (no fine LM): the ablations."""
     import torch
@@ -125,6 +138,11 @@ def lmcodec_systems(model, groups: set[str]) -> list[System]:
                 f"{levels} coarse levels range-coded with the entropy LM; the fine LM regenerates the other "
                 f"{config.num_quantizers - levels} (compress / decompress, all bytes counted)",
                 partial(code_lmcodec, model, levels), nominal, levels))
+        if "sampled" in groups:
+            systems.append(System(
+                f"LMCodec Nc={levels}, sampled fine codes", f"lmcodec-nc{levels}-sampled", "ablation",
+                f"ablation: the same stream decoded with sampled (temperature 1, seed 0) instead of greedy fine codes",
+                partial(code_lmcodec_sampled, model, levels), nominal, levels))
         if "coarse-only" in groups:
             systems.append(System(
                 f"LMCodec Nc={levels}, coarse only", f"lmcodec-nc{levels}-coarse-only", "ablation",
@@ -405,15 +423,13 @@ def check_arguments(args) -> None:
 def run(args) -> int:
     import torch
 
-    from lmcodec.cli import RANDOM_WEIGHTS, load_model
+    from lmcodec.cli import load_model
 
     check_arguments(args)
     torch.set_num_threads(args.threads)
     dataset = open_dataset(args.data, args.split, args.audio_column)
     model, weights = load_model(args.model)
     out = prepare_output(args.out)
-    if args.model is None:
-        print(f"lmcodec: warning: {RANDOM_WEIGHTS}", file=sys.stderr)
     systems, missing = build_systems(model, args.systems)
     for line in missing:
         print(f"lmcodec: {line}", file=sys.stderr)
@@ -442,7 +458,6 @@ def metadata(args, weights: str, model, durations: list[float], missing: list[st
     return {
         "model": weights,
         "model_path": args.model,
-        "random_weights": args.model is None,
         "operating_points": list(model.config.operating_points),
         "default_operating_point": model.config.num_coarse_quantizers,
         "num_quantizers": model.config.num_quantizers,
@@ -473,8 +488,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     add = parser.add_argument
     add("data", metavar="DATA", help="a folder of audio files, a dataset saved with save_to_disk, a Parquet folder or "
                                      "file, or a Hugging Face dataset id with an audio column")
-    add("--model", metavar="M", help="checkpoint folder or Hugging Face repo id (default: the built-in model, RANDOM "
-                                     "weights until a trained checkpoint is bundled)")
+    add("--model", metavar="M", help="checkpoint folder or Hugging Face repo id (default: the bundled trained checkpoint, "
+                                     "lmcodec.DEFAULT_CHECKPOINT)")
     add("--out", required=True, metavar="DIR",
         help="output folder (created): results.json, report.md, report.html, plots/, audio/")
     add("--max-files", type=int, metavar="N", help="evaluate at most N utterances (default: all)")

@@ -1,0 +1,130 @@
+"""The bundled default checkpoint (`lmcodec.DEFAULT_CHECKPOINT`) and the tool that bundles it.
+
+The default must be what its docs promise: float16 storage within the size budget, float32 compute, no code files,
+loadable by `LMCodecModel` and `AutoModel` offline, lossless on real speech, and trained (it must sound like the input,
+which random weights never do).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors import safe_open
+from transformers import AutoModel
+
+import lmcodec
+from lmcodec.errors import LMCodecError
+from lmcodec.training.bundle_default import SIZE_BUDGET_BYTES, bundle_default_checkpoint
+from tests.conftest import speech_files, tiny_config
+
+DEFAULT = Path(lmcodec.DEFAULT_CHECKPOINT)
+
+
+@pytest.fixture(scope="module")
+def default_model() -> lmcodec.LMCodecModel:
+    return lmcodec.LMCodecModel.from_pretrained(lmcodec.DEFAULT_CHECKPOINT).eval()
+
+
+def stored_dtypes(folder: Path) -> set[torch.dtype]:
+    with safe_open(str(folder / "model.safetensors"), "pt") as weights:
+        return {weights.get_tensor(name).dtype for name in weights.keys()}
+
+
+def test_default_checkpoint_is_weights_and_configs_in_half_precision_within_budget():
+    names = {path.name for path in DEFAULT.iterdir()}
+    assert {"config.json", "model.safetensors", "preprocessor_config.json", "README.md"} <= names
+    assert not any(name.endswith(".py") for name in names)  # the package's code loads it; no stale copies
+    assert "auto_map" not in json.loads((DEFAULT / "config.json").read_text())
+    assert sum(path.stat().st_size for path in DEFAULT.iterdir()) <= SIZE_BUDGET_BYTES
+    assert torch.float16 in stored_dtypes(DEFAULT) and torch.float32 not in stored_dtypes(DEFAULT)
+
+
+def test_default_checkpoint_loads_in_float32_through_auto_model(default_model):
+    auto = AutoModel.from_pretrained(lmcodec.DEFAULT_CHECKPOINT)
+    assert type(auto) is lmcodec.LMCodecModel and auto.dtype == torch.float32 and default_model.dtype == torch.float32
+    facts = json.loads((DEFAULT / "training_facts.json").read_text())
+    assert not facts.get("random_weights") and facts["steps"]["codec"] > 0
+
+
+def test_default_checkpoint_is_trained_and_lossless_on_real_speech(default_model):
+    path = speech_files("librispeech-test-other", 1)[0]
+    audio, rate = lmcodec.load_audio(path, sampling_rate=16000)
+    audio = audio[: 4 * rate]
+    data = default_model.compress(audio, rate)
+    decoded, decoded_rate = default_model.decompress(data)
+    assert decoded_rate == 16000 and len(decoded) == len(audio)
+    assert len(data) * 8 / (len(audio) / rate) <= 1500  # the default operating point, every byte counted
+    # The receiver's coarse codes are the sender's: generating and decoding from them directly gives the same audio.
+    levels = default_model.config.num_coarse_quantizers
+    with torch.no_grad():
+        coarse = default_model.encode(torch.from_numpy(audio).view(1, 1, -1), num_quantizers=levels).audio_codes
+        full = default_model.generate_fine_codes(coarse, sync_frames=default_model.config.sync_frames)
+        expected = default_model.decode(full).audio_values[0, 0, : len(audio)].numpy()
+    np.testing.assert_allclose(decoded, expected, atol=1e-4)
+    # Trained, not random: the decoded speech follows the input's envelope (random weights give ~0 correlation).
+    frame = 320
+    usable = len(audio) // frame * frame
+    envelope = lambda signal: np.log(np.square(signal[:usable]).reshape(-1, frame).mean(axis=1) + 1e-6)  # noqa: E731
+    assert np.corrcoef(envelope(audio), envelope(decoded))[0, 1] > 0.8
+
+
+def test_bundling_stores_half_precision_without_code_and_replaces_the_folder(tmp_path):
+    torch.manual_seed(0)
+    model = lmcodec.LMCodecModel(tiny_config()).eval()
+    source = tmp_path / "trained"
+    lmcodec.save_checkpoint(model, source)
+    destination = tmp_path / "default"
+    destination.mkdir()
+    (destination / "stale.py").write_text("old")
+    facts = tmp_path / "facts.json"
+    facts.write_text(json.dumps({"steps": {"codec": 10}, "hardware": "2 CPU cores"}))
+    bundle_default_checkpoint(source, destination, training_facts=facts)
+    names = {path.name for path in destination.iterdir()}
+    assert names == {"config.json", "model.safetensors", "preprocessor_config.json", "training_facts.json",
+                     "README.md"}
+    assert stored_dtypes(destination) <= {torch.float16, torch.bool, torch.int64, torch.int32}
+    reloaded = lmcodec.LMCodecModel.from_pretrained(str(destination))
+    assert reloaded.dtype == torch.float32
+    for name, tensor in model.state_dict().items():
+        expected = tensor.half().float() if tensor.is_floating_point() else tensor
+        assert torch.equal(reloaded.state_dict()[name], expected), name
+
+
+def test_bundling_refuses_values_beyond_half_precision(tmp_path):
+    model = lmcodec.LMCodecModel(tiny_config()).eval()
+    with torch.no_grad():
+        model.quantizer.codebooks[0, 0, 0] = 1e6
+    source = tmp_path / "trained"
+    lmcodec.save_checkpoint(model, source)
+    with pytest.raises(LMCodecError, match="float16's range"):
+        bundle_default_checkpoint(source, tmp_path / "default")
+    assert not (tmp_path / "default").exists() and [p.name for p in tmp_path.iterdir()] == ["trained"]
+
+
+def test_assembling_takes_each_lm_from_its_checkpoint_and_refuses_other_codes(tmp_path):
+    from lmcodec.training.assemble import assemble_checkpoint
+
+    torch.manual_seed(0)
+    codec = lmcodec.LMCodecModel(tiny_config()).eval()
+    fine, entropy = (lmcodec.LMCodecModel(tiny_config(entropy_lm_depth=False)).eval() for _ in range(2))
+    for model in (fine, entropy):  # the LMs were trained on the codec's codes: same encoder and quantizer
+        model.encoder.load_state_dict(codec.encoder.state_dict())
+        model.quantizer.load_state_dict(codec.quantizer.state_dict())
+    for name, model in {"codec": codec, "fine": fine, "entropy": entropy}.items():
+        lmcodec.save_checkpoint(model, tmp_path / name)
+    assembled = assemble_checkpoint(tmp_path / "codec", tmp_path / "fine", tmp_path / "entropy")
+    state = assembled.state_dict()
+    for name, tensor in state.items():
+        source = fine if name.startswith("fine_lm.") else entropy if name.startswith("entropy_lm.") else codec
+        assert torch.equal(tensor, source.state_dict()[name]), name
+    assert assembled.config.entropy_lm_depth is False  # the entropy LM's config comes with its weights
+
+    with torch.no_grad():
+        fine.quantizer.codebooks.add_(1.0)
+    lmcodec.save_checkpoint(fine, tmp_path / "fine")
+    with pytest.raises(LMCodecError, match="trained on other codes: its quantizer.codebooks differs"):
+        assemble_checkpoint(tmp_path / "codec", tmp_path / "fine", tmp_path / "entropy")
