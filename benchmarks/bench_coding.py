@@ -1,6 +1,6 @@
 """Bitstream benchmark: whole-process `lmcodec encode` / `lmcodec decode` speed and memory, and where the bits go.
 
-Prints, for one checkpoint (default: the built-in model, or --model DIR):
+Prints, for one checkpoint (default: the bundled trained checkpoint, or --model DIR):
 - real-time factors of whole processes (start-up and model load included) on 30 s of real speech;
 - peak resident memory of encode and decode for a 10-minute input;
 - bits per second with and without entropy coding, the entropy LM's cross-entropy against the coded rate, and the
@@ -45,7 +45,7 @@ def run_measured(command: list[str]) -> tuple[float, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", help="checkpoint folder (default: the built-in model, saved to a temp folder)")
+    parser.add_argument("--model", help="checkpoint folder (default: lmcodec.DEFAULT_CHECKPOINT)")
     parser.add_argument("--speech-dir", default=str(Path(__file__).resolve().parents[1].parent / "shared/data/speech"))
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--long-minutes", type=float, default=10.0)
@@ -60,9 +60,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as work:
         work = Path(work)
         model, weights = load_model(args.model)
-        checkpoint = args.model or str(work / "model")
-        if not args.model:
-            lmcodec.save_checkpoint(model, checkpoint)
+        checkpoint = args.model or lmcodec.DEFAULT_CHECKPOINT
         audio, source = speech_clip(args.speech_dir, args.seconds)
         sf.write(work / "speech.wav", audio, 16000, subtype="FLOAT")
         seconds = len(audio) / 16000

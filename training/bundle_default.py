@@ -67,6 +67,9 @@ def bundle_default_checkpoint(source: str | Path, destination: str | Path = SOUR
         if size > SIZE_BUDGET_BYTES:
             raise LMCodecError(f"the bundled checkpoint would take {size / 2**20:.1f} MiB, over the "
                                f"{SIZE_BUDGET_BYTES / 2**20:.0f} MiB budget; use smaller LMs or codebooks.")
+        staging.chmod(0o755)  # mkdtemp makes it private; package data must be readable by everyone
+        for path in staging.iterdir():
+            path.chmod(0o644)
         if destination.exists():
             shutil.rmtree(destination)
         staging.rename(destination)
