@@ -486,9 +486,12 @@ def file_list(folder: Path | None, version: str) -> list[dict]:
         "README.md": "this card",
     }
     names = sorted(path.name for path in folder.iterdir() if path.is_file()) if folder else []
+    code = [name for name in names if name.endswith(".py")]
+    if names and not code:  # weights and configs only (the bundled default): push-to-hub adds code and auto_map
+        described["config.json"] = ("`LMCodecConfig`: codec hyperparameters, operating points, the GPT-2 sub-configs "
+                                    "of both LMs (`auto_map` is added at push time, with the code)")
     files = [{"name": name, "description": text} for name, text in described.items()
              if name in names or name == "README.md" or not names]
-    code = [name for name in names if name.endswith(".py")]
     if code:
         files.append({"name": "*.py", "description": f"the model's code, generated from lmcodec {version} ("
                                                       + ", ".join(f"`{name}`" for name in code) + ")"})
@@ -499,8 +502,10 @@ def file_list(folder: Path | None, version: str) -> list[dict]:
 
 
 def build_model_card(model, results: dict | None, facts: dict | None, *, repo_id: str | None = None,
-                     folder: str | os.PathLike | None = None, tags: list[str] | None = None):
-    """The card of a loaded `model`; `results` and `facts` are already-parsed dicts (or None)."""
+                     folder: str | os.PathLike | None = None, tags: list[str] | None = None,
+                     location: str | None = None):
+    """The card of a loaded `model`; `results` and `facts` are already-parsed dicts (or None). The card's examples
+    load `repo_id`, else `location` (how readers should name the checkpoint), else `folder`."""
     from huggingface_hub import ModelCard, ModelCardData
 
     import lmcodec
@@ -514,7 +519,7 @@ def build_model_card(model, results: dict | None, facts: dict | None, *, repo_id
     facts_random = bool(facts and facts.get("random_weights"))
     results_random = bool(results and results["metadata"].get("random_weights"))
     tiny = total < TINY_PARAMETERS or bool(facts and facts.get("test_model"))
-    shown_id = repo_id or (str(folder) if folder else "path/to/checkpoint")
+    shown_id = repo_id or location or (str(folder) if folder else "path/to/checkpoint")
 
     warnings = []
     if facts_random:

@@ -10,7 +10,7 @@ from huggingface_hub.dataclasses import strict
 from transformers import GPT2Config, PreTrainedConfig
 from transformers.configuration_utils import SubConfigSpec
 
-from .frames import frames_to_samples
+from .frames import ENCODER_BLOCK_FRAMES, frames_to_samples
 
 
 def small_gpt2_defaults(sync_frames: int) -> dict:
@@ -267,8 +267,9 @@ class LMCodecConfig(PreTrainedConfig):
 
     @property
     def algorithmic_latency_ms(self) -> float:
-        """Delay between a sample entering the encoder and its reconstruction leaving the decoder: one code frame."""
-        return 1000.0 * frames_to_samples(1, self.hop_length) / self.sampling_rate
+        """Worst-case delay between a sample entering the encoder and its reconstruction leaving the decoder: one
+        encoder block (the first frame of a block waits for the second; no layer looks further ahead)."""
+        return 1000.0 * frames_to_samples(ENCODER_BLOCK_FRAMES, self.hop_length) / self.sampling_rate
 
     def coarse_bitrate(self, num_coarse_quantizers: int | None = None) -> float:
         """Raw bitrate in bit/s of `num_coarse_quantizers` levels without entropy coding (1500.0 for 3 levels)."""

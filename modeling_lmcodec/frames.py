@@ -9,6 +9,12 @@ from __future__ import annotations
 
 import math
 
+# Code frames the encoder processes per step. Offline `encode` and the streaming encoder both run this same block
+# loop, so their float arithmetic, and therefore their codes, are identical whatever the caller's chunk sizes.
+# Two frames (40 ms) halve the per-step cost of reading the weights against one frame, and set the worst-case
+# algorithmic latency to 40 ms (the first frame of a block waits for the second).
+ENCODER_BLOCK_FRAMES = 2
+
 
 def num_frames(num_samples: int, hop_length: int) -> int:
     """Number of code frames needed to cover ``num_samples`` samples (the last frame may be partly padding)."""

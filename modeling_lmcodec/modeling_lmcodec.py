@@ -20,15 +20,9 @@ from .codec_blocks import (
 )
 from .configuration_lmcodec import LMCodecConfig
 from .frame_lm import ENTROPY, FINE, LMCodecFrameLM
-from .frames import num_frames, padded_length
+from .frames import ENCODER_BLOCK_FRAMES, num_frames, padded_length
 from .losses import LMCodecReconstructionLoss
 from .quantizer import LMCodecResidualVectorQuantizer
-
-# Code frames the encoder processes per step. Offline `encode` and the streaming encoder both run this same block
-# loop, so their float arithmetic, and therefore their codes, are identical whatever the caller's chunk sizes.
-# Two frames (40 ms) halve the per-step cost of reading the weights against one frame, and keep the worst-case
-# algorithmic latency at 40 ms (the first frame of a block waits for the second).
-ENCODER_BLOCK_FRAMES = 2
 
 
 @dataclass

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from .errors import LMCodecError
-from .modeling_lmcodec import ENCODER_BLOCK_FRAMES
+from .frames import ENCODER_BLOCK_FRAMES
 
 
 def _as_samples(samples, device, dtype) -> torch.Tensor:

@@ -17,7 +17,7 @@ def test_defaults_describe_the_paper_operating_points():
     assert config.bits_per_code == 10
     assert config.coarse_bitrate(2) == 1000.0
     assert config.coarse_bitrate() == 1500.0
-    assert config.algorithmic_latency_ms == 20.0
+    assert config.algorithmic_latency_ms == 40.0  # one 2-frame encoder block
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import lmcodec
-from lmcodec.modeling_lmcodec import ENCODER_BLOCK_FRAMES
+from lmcodec.frames import ENCODER_BLOCK_FRAMES
 from tests.conftest import random_codebooks, speech_like, tiny_config
 
 HOP = 320

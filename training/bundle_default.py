@@ -25,6 +25,7 @@ from safetensors.torch import load_file, save_file
 from lmcodec.errors import LMCodecError
 
 SIZE_BUDGET_BYTES = 40 * 1024 * 1024
+CARD_LOCATION = "modeling_lmcodec/default_checkpoint"  # as the card's examples name it (= lmcodec.DEFAULT_CHECKPOINT)
 SOURCE_TREE_DESTINATION = Path(__file__).resolve().parent.parent / "modeling_lmcodec" / "default_checkpoint"
 
 
@@ -62,7 +63,8 @@ def bundle_default_checkpoint(source: str | Path, destination: str | Path = SOUR
             (staging / "training_facts.json").write_text(json.dumps(facts, indent=2) + "\n")
         if parsed_results is not None:
             (staging / "results.json").write_text(json.dumps(parsed_results, indent=2) + "\n")
-        build_model_card(model, parsed_results, facts, folder=staging).save(staging / "README.md")
+        build_model_card(model, parsed_results, facts, folder=staging, location=CARD_LOCATION).save(
+            staging / "README.md")
         size = sum(path.stat().st_size for path in staging.iterdir())
         if size > SIZE_BUDGET_BYTES:
             raise LMCodecError(f"the bundled checkpoint would take {size / 2**20:.1f} MiB, over the "
