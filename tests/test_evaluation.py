@@ -208,3 +208,11 @@ def test_bad_data_is_a_one_line_error(tmp_path, checkpoint, capsys, make_data, m
     error = capsys.readouterr().err.strip()
     assert code == 2 and message in error and len(error.splitlines()) == 1
     assert not (tmp_path / "out").exists()  # nothing written before the input is known to be good
+
+
+@pytest.mark.parametrize("slug, group", [("lmcodec-nc3-sampled", "sampled"), ("lmcodec-nc2-coarse-only", "coarse-only"),
+                                         ("lmcodec-all-levels", "all-levels")])
+def test_each_ablation_gets_its_own_plot_style(slug, group):
+    from lmcodec.training.report import KIND_STYLE, plot_group
+
+    assert plot_group({"kind": "ablation", "slug": slug}) == group and group in KIND_STYLE
