@@ -12,6 +12,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from .configuration_lmcodec import FINE_DECODINGS
 from .errors import LMCodecError
 
 DEMO_SENTENCE = "The birch canoe slid on the smooth planks. Glue the sheet to the dark blue background."
@@ -115,13 +116,13 @@ def compress_file(model, audio, rate: int, coarse: int | None, entropy: bool, pa
     return b"".join(parts), compressor.report
 
 
-def decompress_with_progress(model, data: bytes, header, do_sample: bool, seed: int | None):
+def decompress_with_progress(model, data: bytes, header, fine_decoding: str | None, seed: int | None):
     """`model.decompress(data)`, fed in pieces so long streams show a progress bar."""
     import numpy as np
 
     from .bitstream import HEADER_SIZE
 
-    decompressor = model.stream_decompressor(data[:HEADER_SIZE], do_sample=do_sample, seed=seed)
+    decompressor = model.stream_decompressor(data[:HEADER_SIZE], fine_decoding=fine_decoding, seed=seed)
     rate = model.config.sampling_rate
     total_seconds = (header.num_samples or 0) / rate
     body, pieces = data[HEADER_SIZE:], []
@@ -181,10 +182,10 @@ def run_decode(args) -> int:
     model, _ = load_model(args.model)
     start = time.perf_counter()
     if args.partial:
-        audio, rate, losses = model.decompress(data, partial=True, return_losses=True, do_sample=args.sample,
-                                               seed=args.seed)
+        audio, rate, losses = model.decompress(data, partial=True, return_losses=True,
+                                               fine_decoding=args.fine_decoding, seed=args.seed)
     else:
-        audio = decompress_with_progress(model, data, header, args.sample, args.seed)
+        audio = decompress_with_progress(model, data, header, args.fine_decoding, args.seed)
         rate, losses = model.config.sampling_rate, ""
     elapsed = time.perf_counter() - start
     target_rate, length = _output_rate(args, header, model)
@@ -329,8 +330,12 @@ def build_parser() -> argparse.ArgumentParser:
     rate.add_argument("--original-rate", action="store_true", help="back to the input file's rate and length")
     decode.add_argument("--partial", action="store_true",
                         help="decode a damaged stream as far as possible (silence until the next sync point)")
-    decode.add_argument("--sample", action="store_true", help="sample the fine levels instead of greedy decoding")
-    decode.add_argument("--seed", type=int, help="seed for --sample")
+    decode.add_argument("--fine-decoding", choices=FINE_DECODINGS,
+                        help="how to fill in the levels that were not sent: sample or greedy (the fine LM) or "
+                             "coarse-only (no fine LM); default: the checkpoint's config.fine_decoding")
+    decode.add_argument("--sample", dest="fine_decoding", action="store_const", const="sample",
+                        help="the same as --fine-decoding sample")
+    decode.add_argument("--seed", type=int, help="seed for sampled fine decoding (default 0)")
     decode.set_defaults(handler=run_decode)
 
     info = commands.add_parser("info", help="describe an .lmc stream (no model needed)")

@@ -197,7 +197,8 @@ class LMCodecStreamDecompressor:
     dropped packet is survived too); `lost` lists the silenced frame ranges.
     """
 
-    def __init__(self, model, header: bytes, do_sample: bool = False, seed: int | None = None, partial: bool = False):
+    def __init__(self, model, header: bytes, do_sample: bool | None = None, seed: int | None = None,
+                 partial: bool = False, fine_decoding: str | None = None):
         self.model = model
         self.header_info, consumed = StreamHeader.from_bytes(header)
         self._check_compatible(self.header_info)
@@ -207,7 +208,8 @@ class LMCodecStreamDecompressor:
         self._reader = PacketReader()
         self._coder = EntropyCoder(model.entropy_lm, model.quantizer.codebooks, info.num_quantizers,
                                    self.num_coarse) if info.entropy_coded else None
-        self._do_sample, self._seed = do_sample, seed
+        self.fine_decoding = resolve_fine_decoding(model.config, do_sample, fine_decoding)
+        self._seed = 0 if seed is None else seed  # sampled decoding is reproducible by default
         self._restart_receiver()
         self.partial = partial
         self.frames_done = 0  # frames decoded or silenced so far
@@ -219,9 +221,9 @@ class LMCodecStreamDecompressor:
 
     def _restart_receiver(self) -> None:
         """Fresh fine-LM context and decoder state (at the start, and when decoding resumes after damage)."""
-        generator = torch.Generator().manual_seed(self._seed) if self._seed is not None else None
-        self._fine = self.model.fine_code_generator(self.num_coarse, self.header_info.sync_period_frames,
-                                                    do_sample=self._do_sample, generator=generator)
+        self._fine = None if self.fine_decoding == "coarse-only" else self.model.fine_code_generator(
+            self.num_coarse, self.header_info.sync_period_frames, do_sample=self.fine_decoding == "sample",
+            generator=torch.Generator().manual_seed(self._seed))
         self._decoder = self.model.streaming_decoder()
 
     def _check_compatible(self, info: StreamHeader) -> None:
@@ -253,9 +255,10 @@ class LMCodecStreamDecompressor:
         return codes
 
     def _synthesize(self, codes: np.ndarray) -> np.ndarray:
-        """Coarse codes `[f, Nc]` → fine levels by the fine LM → samples `[f * hop_length]`."""
-        full = self._fine.push(torch.from_numpy(codes.T.copy()).unsqueeze(0))
-        return self._decoder.push(full[0]).numpy()
+        """Coarse codes `[f, Nc]` → fine levels by the fine LM (unless coarse-only) → samples `[f * hop_length]`."""
+        coarse = torch.from_numpy(codes.T.copy()).unsqueeze(0)
+        levels = coarse if self._fine is None else self._fine.push(coarse)
+        return self._decoder.push(levels[0]).numpy()
 
     def _silence(self, frames: int, reason: str) -> np.ndarray:
         if frames <= 0:
@@ -366,8 +369,22 @@ def compress(model, audio, sampling_rate: int = 16000, num_coarse_quantizers: in
     return b"".join(parts), compressor.report
 
 
-def decompress(model, data: bytes, do_sample: bool = False, seed: int | None = None,
-               partial: bool = False) -> tuple[np.ndarray, int, str]:
+def resolve_fine_decoding(config, do_sample: bool | None, fine_decoding: str | None) -> str:
+    """The decoding to use: `fine_decoding` if given, else "sample" / "greedy" for `do_sample` True / False, else the
+    checkpoint's `config.fine_decoding`."""
+    from .configuration_lmcodec import FINE_DECODINGS
+
+    if fine_decoding is not None and do_sample is not None:
+        raise LMCodecError("pass either fine_decoding or do_sample, not both.")
+    if fine_decoding is not None and fine_decoding not in FINE_DECODINGS:
+        raise LMCodecError(f"fine_decoding must be one of {', '.join(FINE_DECODINGS)}, got {fine_decoding!r}.")
+    if do_sample is not None:
+        return "sample" if do_sample else "greedy"
+    return fine_decoding or config.fine_decoding
+
+
+def decompress(model, data: bytes, do_sample: bool | None = None, seed: int | None = None,
+               partial: bool = False, fine_decoding: str | None = None) -> tuple[np.ndarray, int, str]:
     """Whole stream bytes → (audio float32 `[T]`, model sampling rate, description of losses).
 
     `partial=True` decodes around damage (see `LMCodecStreamDecompressor`); otherwise any damage raises."""
@@ -375,7 +392,8 @@ def decompress(model, data: bytes, do_sample: bool = False, seed: int | None = N
         raise LMCodecError(f"decompress takes the stream's bytes, got {type(data).__name__}.")
     data = bytes(data)
     header, offset = StreamHeader.from_bytes(data)
-    decompressor = LMCodecStreamDecompressor(model, data[:offset], do_sample=do_sample, seed=seed, partial=partial)
+    decompressor = LMCodecStreamDecompressor(model, data[:offset], do_sample=do_sample, seed=seed, partial=partial,
+                                             fine_decoding=fine_decoding)
     if not partial:
         audio = [decompressor.push(data[offset:]), decompressor.finish()]
     else:

@@ -43,6 +43,14 @@ def test_encode_info_decode(tmp_path, stereo_file, checkpoint, capsys):
     back = tmp_path / "back.wav"
     assert main(["decode", str(stream), str(back), "--model", checkpoint, "--original-rate"]) == 0
     assert sf.info(back).samplerate == 22050 and sf.info(back).frames == round(1.3 * 22050)
+    # The fine-level decoding is the receiver's choice: same stream, other audio; the default is the config's.
+    decoded = {}
+    for decoding in ("sample", "greedy", "coarse-only"):
+        path = tmp_path / f"{decoding}.wav"
+        assert main(["decode", str(stream), str(path), "--model", checkpoint, "--fine-decoding", decoding]) == 0
+        decoded[decoding] = sf.read(path)[0]
+    assert np.array_equal(decoded["sample"], sf.read(out)[0])
+    assert not np.array_equal(decoded["greedy"], decoded["coarse-only"])
 
 
 def test_roundtrip_prints_rate_and_speed(tmp_path, stereo_file, checkpoint, capsys):

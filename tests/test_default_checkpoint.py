@@ -62,7 +62,9 @@ def test_default_checkpoint_is_trained_and_lossless_on_real_speech(default_model
     levels = default_model.config.num_coarse_quantizers
     with torch.no_grad():
         coarse = default_model.encode(torch.from_numpy(audio).view(1, 1, -1), num_quantizers=levels).audio_codes
-        full = default_model.generate_fine_codes(coarse, sync_frames=default_model.config.sync_frames)
+        decoding = default_model.config.fine_decoding  # the bundle's measured-best default
+        full = coarse if decoding == "coarse-only" else default_model.generate_fine_codes(
+            coarse, sync_frames=default_model.config.sync_frames, do_sample=decoding == "sample", seed=0)
         expected = default_model.decode(full).audio_values[0, 0, : len(audio)].numpy()
     np.testing.assert_allclose(decoded, expected, atol=1e-4)
     # Trained, not random: the decoded speech follows the input's envelope (random weights give ~0 correlation).

@@ -92,8 +92,8 @@ def test_folder_end_to_end_without_reference_codecs(tmp_path, speech_folder, che
     assert [item["name"] for item in results["utterances"]] == ["first", "second"]
 
     rows = rows_by_slug(results)
-    assert list(rows) == ["original", "lmcodec-nc2", "lmcodec-nc2-sampled", "lmcodec-nc2-coarse-only", "lmcodec-nc3",
-                          "lmcodec-nc3-sampled", "lmcodec-nc3-coarse-only", "lmcodec-all-levels"]
+    assert list(rows) == ["original", "lmcodec-nc2", "lmcodec-nc2-greedy", "lmcodec-nc2-coarse-only", "lmcodec-nc3",
+                          "lmcodec-nc3-greedy", "lmcodec-nc3-coarse-only", "lmcodec-all-levels"]
     for levels in (2, 3):
         sent, ablation = rows[f"lmcodec-nc{levels}"], rows[f"lmcodec-nc{levels}-coarse-only"]
         # all bytes counted: the header alone (41 B per file) is worth ~0.09 kbps here, above the raw codes' rate
@@ -101,7 +101,8 @@ def test_folder_end_to_end_without_reference_codecs(tmp_path, speech_folder, che
         assert sent["kbps_without_entropy_coding"] > raw_rate and sent["kbps"] > 0
         assert len(sent["kbps_per_item"]) == 2 and sent["rtf"] > 0
         assert ablation["kbps"] == sent["kbps"] and "kbps_without_entropy_coding" not in ablation
-        assert rows[f"lmcodec-nc{levels}-sampled"]["kbps"] == sent["kbps"]  # the same stream, decoded another way
+        greedy = rows[f"lmcodec-nc{levels}-greedy"]  # the same stream, decoded another way (the default samples)
+        assert greedy["kbps"] == sent["kbps"] and greedy["metrics"] != sent["metrics"]
     assert rows["lmcodec-all-levels"]["kbps"] == pytest.approx(4 * 6 * 50 / 1000)
     for row in results["systems"]:
         assert set(row["metrics"]) == {"pesq", "stoi", "mel_distance", "si_sdr"}
@@ -210,7 +211,8 @@ def test_bad_data_is_a_one_line_error(tmp_path, checkpoint, capsys, make_data, m
     assert not (tmp_path / "out").exists()  # nothing written before the input is known to be good
 
 
-@pytest.mark.parametrize("slug, group", [("lmcodec-nc3-sampled", "sampled"), ("lmcodec-nc2-coarse-only", "coarse-only"),
+@pytest.mark.parametrize("slug, group", [("lmcodec-nc3-sample", "sample"), ("lmcodec-nc3-greedy", "greedy"),
+                                         ("lmcodec-nc2-coarse-only", "coarse-only"),
                                          ("lmcodec-all-levels", "all-levels")])
 def test_each_ablation_gets_its_own_plot_style(slug, group):
     from lmcodec.training.report import KIND_STYLE, plot_group

@@ -73,7 +73,7 @@ def sample_results(config, *, random_weights: bool = False, model: str = "checkp
         "default_operating_point": config.num_coarse_quantizers, "num_quantizers": config.num_quantizers,
         "data": "../shared/data/speech/librispeech-test-other", "split": None, "num_files": 2, "total_seconds": 5.5,
         "max_seconds": 3.0, "metrics": ["pesq", "stoi", "mel_distance", "si_sdr"],
-        "systems_requested": ["lmcodec", "sampled", "coarse-only", "all-levels", "codec2", "opus"],
+        "systems_requested": ["lmcodec", "fine-decodings", "coarse-only", "all-levels", "codec2", "opus"],
         "missing_reference_codecs": [], "date": "2026-11-25T10:00:00+00:00",
         "machine": {"platform": "Linux-test", "processor": "x86_64", "cpu_count": 2, "python": "3.11.7",
                     "torch": "2.13.0+cpu", "torch_threads": 1},

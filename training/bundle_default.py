@@ -41,13 +41,21 @@ def store_half_precision(weights_file: Path) -> None:
 
 
 def bundle_default_checkpoint(source: str | Path, destination: str | Path = SOURCE_TREE_DESTINATION,
-                              training_facts: str | Path | None = None, results: str | Path | None = None) -> Path:
-    """Copy the checkpoint folder `source` to `destination` in the bundled form described above; returns it."""
+                              training_facts: str | Path | None = None, results: str | Path | None = None,
+                              fine_decoding: str | None = None) -> Path:
+    """Copy the checkpoint folder `source` to `destination` in the bundled form described above; returns it.
+    `fine_decoding` sets the config's default decoding of the levels not sent (the one measured best)."""
     from lmcodec import save_checkpoint
     from lmcodec.hub_cards.model_card import build_model_card, load_model, load_results, read_json
 
     destination = Path(destination)
     model = load_model(source)
+    if fine_decoding is not None:
+        from lmcodec.configuration_lmcodec import FINE_DECODINGS
+
+        if fine_decoding not in FINE_DECODINGS:
+            raise LMCodecError(f"fine_decoding must be one of {', '.join(FINE_DECODINGS)}, got {fine_decoding!r}.")
+        model.config.fine_decoding = fine_decoding
     facts = read_json(training_facts, "training facts")
     parsed_results = load_results(results)
     staging = Path(tempfile.mkdtemp(prefix=".default-checkpoint-", dir=destination.parent))
@@ -86,10 +94,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("checkpoint", help="trained checkpoint folder (the entropy LM's `final/`, holding all three)")
     parser.add_argument("--training-facts", metavar="facts.json", help="training facts for the model card")
     parser.add_argument("--results", metavar="results.json", help="`lmcodec evaluate` results of this checkpoint")
+    parser.add_argument("--fine-decoding", choices=("sample", "greedy", "coarse-only"),
+                        help="set the checkpoint's default fine decoding (config.fine_decoding) to the one measured best")
     parser.add_argument("--destination", default=str(SOURCE_TREE_DESTINATION), help="default: the source tree's")
     args = parser.parse_args(argv)
     try:
-        folder = bundle_default_checkpoint(args.checkpoint, args.destination, args.training_facts, args.results)
+        folder = bundle_default_checkpoint(args.checkpoint, args.destination, args.training_facts, args.results,
+                                           args.fine_decoding)
     except LMCodecError as error:
         print(f"lmcodec: error: {error}", file=sys.stderr)
         return 2

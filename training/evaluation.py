@@ -5,11 +5,12 @@ Parquet shards, or a Hub dataset id with an audio column) it runs these systems,
 original with PESQ-WB, STOI, DNSMOS (SIG / BAK / OVRL), mel distance and SI-SDR (the `evaluate` modules of
 `lmcodec.training.metrics`):
 
-- ``lmcodec``: the real byte path at each operating point of the checkpoint, `compress` then `decompress`. kbps
+- ``lmcodec``: the real byte path at each operating point of the checkpoint, `compress` then `decompress` with the
+  checkpoint's default fine decoding (`config.fine_decoding`). kbps
   counts every byte of the coded file (header and packet framing included); the same audio is also compressed
   without entropy coding (raw 10-bit codes) to report that file's kbps too. Both files decode to the same audio.
-- ``sampled`` (ablation): the LMCodec stream of each operating point decoded with sampled fine codes (temperature 1,
-  seed 0) instead of the greedy default, to measure which decoding sounds better; same bytes, same kbps.
+- ``fine-decodings`` (ablation): the LMCodec stream of each operating point decoded with each fine-LM decoding that
+  is not the checkpoint's default (`sample`, `greedy`), to measure which sounds better; same bytes, same kbps.
 - ``coarse-only`` (ablation): the same Nc coarse levels decoded by the codec alone, without the fine LM. It carries
   the same bits as the LMCodec row of that Nc, so it is given that row's kbps.
 - ``all-levels`` (upper bound): all Nq levels decoded, i.e. a perfect fine LM. Its kbps is nominal (raw codes of
@@ -46,7 +47,10 @@ from lmcodec.errors import LMCodecError
 
 from .reference_codecs import FAMILIES, SAMPLING_RATE, CodedAudio, ReferenceCodec, find_reference_codecs, fit_length
 
-SYSTEM_GROUPS = ("lmcodec", "sampled", "coarse-only", "all-levels", *FAMILIES)
+SYSTEM_GROUPS = ("lmcodec", "fine-decodings", "coarse-only", "all-levels", *FAMILIES)
+DECODING_TEXT = {"sample": "fine codes sampled by the fine LM (temperature 1, seed 0)",
+                 "greedy": "the fine LM's most likely (greedy) fine codes",
+                 "coarse-only": "no fine LM: the decoder gets the sent levels alone"}
 METRIC_MODULES = ("pesq", "stoi", "dnsmos", "mel_distance", "si_sdr")
 # (key in results.json, label, higher is better), in table order.
 METRICS = (
@@ -84,29 +88,20 @@ def timed(function: Callable[[], CodedAudio]) -> CodedAudio:
     return coded
 
 
-def code_lmcodec(model, levels: int, audio: np.ndarray) -> CodedAudio:
-    """The real byte path: compress (entropy-coded) and decompress; also the size of the raw-code file (untimed)."""
+def code_lmcodec(model, levels: int, audio: np.ndarray, fine_decoding: str | None = None) -> CodedAudio:
+    """The real byte path: compress (entropy-coded) and decompress, filling in the levels not sent as
+    `fine_decoding` says (default: the checkpoint's); also the size of the raw-code file (untimed)."""
 
     def roundtrip() -> CodedAudio:
         data = model.compress(audio, sampling_rate=SAMPLING_RATE, num_coarse_quantizers=levels, entropy_coding=True)
-        decoded, _ = model.decompress(data)
+        decoded, _ = model.decompress(data, fine_decoding=fine_decoding)
         return CodedAudio(fit_length(decoded, len(audio)), len(data))
 
     coded = timed(roundtrip)
-    raw = model.compress(audio, sampling_rate=SAMPLING_RATE, num_coarse_quantizers=levels, entropy_coding=False)
-    coded.num_bytes_without_entropy_coding = len(raw)
+    if fine_decoding is None:
+        raw = model.compress(audio, sampling_rate=SAMPLING_RATE, num_coarse_quantizers=levels, entropy_coding=False)
+        coded.num_bytes_without_entropy_coding = len(raw)
     return coded
-
-
-def code_lmcodec_sampled(model, levels: int, audio: np.ndarray) -> CodedAudio:
-    """The same bytes as `code_lmcodec`, decoded with sampled (seeded, temperature 1) instead of greedy fine codes."""
-
-    def roundtrip() -> CodedAudio:
-        data = model.compress(audio, sampling_rate=SAMPLING_RATE, num_coarse_quantizers=levels, entropy_coding=True)
-        decoded, _ = model.decompress(data, do_sample=True, seed=0)
-        return CodedAudio(fit_length(decoded, len(audio)), len(data))
-
-    return timed(roundtrip)
 
 
 def decode_levels(model, levels: int, audio: np.ndarray) -> CodedAudio:
@@ -135,15 +130,18 @@ def lmcodec_systems(model, groups: set[str]) -> list[System]:
         if "lmcodec" in groups:
             systems.append(System(
                 f"LMCodec Nc={levels}", f"lmcodec-nc{levels}", "lmcodec",
-                f"{levels} coarse levels range-coded with the entropy LM; the fine LM regenerates the other "
-                f"{config.num_quantizers - levels} (compress / decompress, all bytes counted)",
+                f"{levels} coarse levels range-coded with the entropy LM, the other {config.num_quantizers - levels} "
+                f"filled in as the checkpoint's default ({DECODING_TEXT[config.fine_decoding]}); compress / "
+                "decompress, all bytes counted",
                 partial(code_lmcodec, model, levels), nominal, levels))
-        if "sampled" in groups:
-            systems.append(System(
-                f"LMCodec Nc={levels}, sampled fine codes", f"lmcodec-nc{levels}-sampled", "ablation",
-                f"ablation: the same stream decoded with sampled (temperature 1, seed 0) instead of greedy fine codes",
-                partial(code_lmcodec_sampled, model, levels), nominal, levels))
-        if "coarse-only" in groups:
+        if "fine-decodings" in groups:
+            for decoding in ("sample", "greedy"):
+                if decoding != config.fine_decoding:
+                    systems.append(System(
+                        f"LMCodec Nc={levels}, {decoding} fine codes", f"lmcodec-nc{levels}-{decoding}", "ablation",
+                        f"ablation: the same stream decoded with {DECODING_TEXT[decoding]}",
+                        partial(code_lmcodec, model, levels, fine_decoding=decoding), nominal, levels))
+        if "coarse-only" in groups and config.fine_decoding != "coarse-only":  # else the LMCodec row is this
             systems.append(System(
                 f"LMCodec Nc={levels}, coarse only", f"lmcodec-nc{levels}-coarse-only", "ablation",
                 f"ablation: the same {levels} coarse levels decoded without the fine LM",

@@ -25,7 +25,8 @@ LABELS = {key: label for key, label, _ in METRICS}
 HIGHER_IS_BETTER = {key: higher for key, _, higher in METRICS}
 KIND_STYLE = {  # how each kind of system is drawn in the quality plots
     "lmcodec": dict(color="#1f5fbf", marker="o", linestyle="-", label="LMCodec (operating points)"),
-    "sampled": dict(color="#8a4fbf", marker="D", linestyle=":", label="LMCodec, sampled fine codes"),
+    "sample": dict(color="#8a4fbf", marker="D", linestyle=":", label="LMCodec, sampled fine codes"),
+    "greedy": dict(color="#bf4f8a", marker="v", linestyle=":", label="LMCodec, greedy fine codes"),
     "coarse-only": dict(color="#7aa6e0", marker="o", linestyle="--", label="coarse levels only (no fine LM)"),
     "all-levels": dict(color="#1f5fbf", marker="*", markersize=11, linestyle="none", label="all levels (upper bound)"),
     "codec2": dict(color="#d9731a", marker="s", linestyle="none", label="Codec2"),
@@ -50,7 +51,7 @@ def plot_group(row: dict) -> str | None:
     if row["kind"] == "lmcodec":
         return "lmcodec"
     if row["kind"] == "ablation":
-        for group in ("coarse-only", "sampled"):
+        for group in ("coarse-only", "sample", "greedy"):
             if row["slug"].endswith(group):
                 return group
         return "all-levels"
