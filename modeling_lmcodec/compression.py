@@ -219,11 +219,12 @@ class LMCodecStreamDecompressor:
         self._damage_reason = ""
         self._reader_failed = False
 
-    def _restart_receiver(self) -> None:
-        """Fresh fine-LM context and decoder state (at the start, and when decoding resumes after damage)."""
+    def _restart_receiver(self, start_frame: int = 0) -> None:
+        """Fresh fine-LM context and decoder state at sync point `start_frame` (at the start, and when decoding
+        resumes after damage; sampled fine codes then continue exactly as an undamaged decode would)."""
         self._fine = None if self.fine_decoding == "coarse-only" else self.model.fine_code_generator(
             self.num_coarse, self.header_info.sync_period_frames, do_sample=self.fine_decoding == "sample",
-            generator=torch.Generator().manual_seed(self._seed))
+            seed=self._seed, start_frame=start_frame)
         self._decoder = self.model.streaming_decoder()
 
     def _check_compatible(self, info: StreamHeader) -> None:
@@ -300,8 +301,9 @@ class LMCodecStreamDecompressor:
         except LMCodecError:
             return self._silence(frames, self._damage_reason)
         self._damaged = False
-        self._restart_receiver()
-        gap = self._silence((true_first_frame or self.frames_done) - self.frames_done, "dropped packets")
+        resume_at = true_first_frame or self.frames_done
+        self._restart_receiver(start_frame=resume_at)
+        gap = self._silence(resume_at - self.frames_done, "dropped packets")
         self.frames_done += frames
         return np.concatenate([gap, self._synthesize(codes)])
 

@@ -16,13 +16,15 @@ from .frame_lm import LMCodecFrameLM
 class FineCodeGenerator:
     """Stateful fine-level generation for a batch of streams.
 
-    Greedy (argmax) by default; `do_sample=True` samples with `temperature` and optional `top_k` from `generator`
-    (a seeded `torch.Generator` makes sampling reproducible).
+    Greedy (argmax) by default; `do_sample=True` samples with `temperature` and optional `top_k`. With `seed`, the
+    random draws restart at every sync point from `seed + sync period index`, so each period's codes depend only on
+    its own coarse codes: a receiver that starts (or resumes after damage) at a sync point, `start_frame`, samples
+    exactly what one that decoded from the beginning does. Without `seed`, draws come from `generator`.
     """
 
     def __init__(self, fine_lm: LMCodecFrameLM, codebooks: torch.Tensor, num_quantizers: int, num_coarse: int,
                  sync_frames: int, do_sample: bool = False, temperature: float = 1.0, top_k: int | None = None,
-                 generator: torch.Generator | None = None):
+                 generator: torch.Generator | None = None, seed: int | None = None, start_frame: int = 0):
         if temperature <= 0:
             raise LMCodecError(f"temperature must be > 0, got {temperature}; use do_sample=False for greedy decoding.")
         if top_k is not None and top_k < 1:
@@ -36,7 +38,8 @@ class FineCodeGenerator:
         self.temperature = temperature
         self.top_k = top_k
         self.generator = generator
-        self.frames_done = 0
+        self.seed = seed
+        self.frames_done = start_frame
         self.state = None
 
     def _choose(self, logits: torch.Tensor) -> torch.Tensor:
@@ -59,8 +62,11 @@ class FineCodeGenerator:
         output = torch.zeros(batch, self.num_quantizers, frames, dtype=torch.long, device=coarse_codes.device)
         output[:, :levels] = coarse_codes
         for frame in range(frames):
-            if self.frames_done % self.sync_frames == 0:
+            if self.state is None or self.frames_done % self.sync_frames == 0:  # a sync point (or where we resume)
                 self.state = self.lm.start()
+                if self.seed is not None:
+                    period = self.frames_done // self.sync_frames
+                    self.generator = torch.Generator(device=coarse_codes.device).manual_seed(self.seed + period)
             codes = output[:, :, frame].clone()
             conditioned = self.lm.step(self.state, codes, self.num_coarse, self.codebooks)
             for level in range(self.num_coarse, self.num_quantizers):

@@ -280,14 +280,16 @@ class LMCodecModel(LMCodecPreTrainedModel):
 
     def fine_code_generator(self, num_coarse_quantizers: int, sync_frames: int | None = None, do_sample: bool = False,
                             temperature: float = 1.0, top_k: int | None = None,
-                            generator: torch.Generator | None = None):
-        """A stateful generator: `push(coarse [B, Nc, f]) -> all levels [B, Nq, f]`, resetting at sync points."""
+                            generator: torch.Generator | None = None, seed: int | None = None, start_frame: int = 0):
+        """A stateful generator: `push(coarse [B, Nc, f]) -> all levels [B, Nq, f]`, resetting at sync points
+        (sampling restarts from `seed + sync period index` there when `seed` is given; see `FineCodeGenerator`)."""
         from .fine_generation import FineCodeGenerator
 
         return FineCodeGenerator(
             self.fine_lm, self.quantizer.codebooks, self.config.num_quantizers,
             self._check_num_coarse(num_coarse_quantizers), sync_frames or self.config.sync_frames,
-            do_sample=do_sample, temperature=temperature, top_k=top_k, generator=generator,
+            do_sample=do_sample, temperature=temperature, top_k=top_k, generator=generator, seed=seed,
+            start_frame=start_frame,
         )
 
     @torch.no_grad()
@@ -299,12 +301,11 @@ class LMCodecModel(LMCodecPreTrainedModel):
         Greedy by default; `do_sample=True` samples with `temperature` / `top_k`, reproducibly when `seed` is set.
         """
         self._check_audio_codes(coarse_codes)
-        generator = torch.Generator(device=self.device).manual_seed(seed) if seed is not None else None
         was_training = self.training
         self.eval()
         try:
             fine = self.fine_code_generator(coarse_codes.shape[1], sync_frames, do_sample, temperature, top_k,
-                                            generator)
+                                            seed=seed)
             return fine.push(coarse_codes.to(self.device))
         finally:
             self.train(was_training)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import torch
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -115,3 +116,14 @@ def test_mutated_streams_only_raise_the_documented_error(model, stream, position
             model.decompress(mutated, partial=partial)
         except lmcodec.LMCodecError:
             assert not partial or position < bitstream.HEADER_SIZE
+
+
+def test_sampled_fine_codes_restart_at_each_sync_point(tiny_model):
+    """Sampling is reseeded per sync period, so generating from a later sync point equals the tail of a whole run."""
+    torch.manual_seed(0)
+    sync = tiny_model.config.sync_frames
+    coarse = torch.randint(0, tiny_model.config.codebook_size, (1, 2, 2 * sync + 7))
+    whole = tiny_model.generate_fine_codes(coarse, do_sample=True, seed=5)
+    later = tiny_model.fine_code_generator(2, do_sample=True, seed=5, start_frame=sync).push(coarse[:, :, sync:])
+    assert torch.equal(later, whole[:, :, sync:])
+    assert not torch.equal(whole, tiny_model.generate_fine_codes(coarse, do_sample=True, seed=6))
