@@ -54,6 +54,7 @@ def main() -> None:
     import torch
 
     import lmcodec
+    from lmcodec import bitstream
     from lmcodec.cli import load_model
 
     lmcodec_cli = str(Path(sys.executable).parent / "lmcodec")
@@ -102,10 +103,13 @@ def main() -> None:
             if model.config.sync_frames % frames:
                 continue
             stream, stream_report = model.compress(audio, packet_frames=frames, return_report=True)
+            packets = len(bitstream.split_stream(stream)[1])
+            termination = (stream_report.payload_bytes * 8 - stream_report.information_bits) / packets
             rows.append((packet_seconds, len(stream) * 8 / seconds / 1000,
-                         stream_report.framing_bytes * 8 / seconds / 1000))
-        print("packet length → total kbps (framing kbps): " + ", ".join(
-            f"{p:.1f} s → {kbps:.3f} ({framing:.3f})" for p, kbps, framing in rows))
+                         stream_report.framing_bytes * 8 / seconds / 1000, termination))
+        print("packet length → total kbps (framing kbps; payload bits beyond the cross-entropy per packet, i.e. the "
+              "range coder's flush): " + ", ".join(
+                  f"{p:.1f} s → {kbps:.3f} ({framing:.3f}; {flush:.1f} bit)" for p, kbps, framing, flush in rows))
         print(json.dumps({"encode_rtf": encode_time / seconds, "decode_rtf": decode_time / seconds,
                           "encode_peak_mb": encode_peak, "decode_peak_mb": decode_peak, "coded_bps": coded,
                           "raw_bps": len(raw) * 8 / seconds, "information_bps": information}))
