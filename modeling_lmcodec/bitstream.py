@@ -32,8 +32,24 @@ from .errors import LMCodecError
 MAGIC = b"LMCd"
 """First four bytes of every stream."""
 
-FORMAT_VERSION = 1
-"""Version of the byte layout written by this file; readers reject any other version."""
+FORMAT_VERSION = 2
+"""Version of the byte layout written by this file; readers reject versions not in READABLE_FORMAT_VERSIONS."""
+
+READABLE_FORMAT_VERSIONS = (1, 2)
+"""Versions this file reads. They share the header and packet layout and differ only in how an entropy-coded
+payload spells the range coder's 32-bit words (see :func:`range_coder_word_order`)."""
+
+
+def range_coder_word_order(format_version: int) -> str:
+    """numpy dtype of the range coder's words in an entropy-coded payload of ``format_version``.
+
+    Version 1: little-endian words with trailing zero bytes dropped. Version 2: big-endian words, cut to the shortest
+    prefix that still decodes (the receiver pads with zero bytes), which saves ~13 bits per packet (measured: the
+    flush beyond the information fell from ~16 to ~2.5 bits per packet).
+    """
+    if format_version not in READABLE_FORMAT_VERSIONS:
+        raise UnsupportedStreamError(f"stream format version {format_version} is not one this lmcodec reads")
+    return "<u4" if format_version == 1 else ">u4"
 
 FLAG_ENTROPY_CODED = 0x01
 """Header flag bit 0: payloads are range-coded with the entropy LM (clear: raw codes packed by :func:`pack_codes`)."""
@@ -218,6 +234,7 @@ class StreamHeader:
         sync_period_frames: the LM context resets every this many frames; a positive multiple of the packet length.
         packet_length_frames: frames per packet, 1..65535 (the last packet may be short and says so itself).
         model_fingerprint: 8 opaque bytes identifying the model weights (see ``model_fingerprint``).
+        format_version: the layout version (:data:`FORMAT_VERSION` when writing; a parsed header keeps its own).
     """
 
     entropy_coded: bool
@@ -231,8 +248,11 @@ class StreamHeader:
     sync_period_frames: int
     packet_length_frames: int
     model_fingerprint: bytes
+    format_version: int = FORMAT_VERSION
 
     def __post_init__(self):
+        if self.format_version not in READABLE_FORMAT_VERSIONS:
+            raise LMCodecError(f"format_version must be one of {READABLE_FORMAT_VERSIONS}, got {self.format_version!r}")
         if not isinstance(self.entropy_coded, (bool, np.bool_)):
             raise LMCodecError(f"entropy_coded must be True or False, got {self.entropy_coded!r}")
         fields = {
@@ -341,7 +361,7 @@ class StreamHeader:
         """The header as :data:`HEADER_SIZE` bytes (layout in docs/bitstream.md), ending with its CRC-16."""
         fields = _HEADER_FIELDS.pack(
             MAGIC,
-            FORMAT_VERSION,
+            self.format_version,
             FLAG_ENTROPY_CODED if self.entropy_coded else 0,
             self.model_sampling_rate,
             self.original_sampling_rate,
@@ -375,16 +395,16 @@ class StreamHeader:
                 f"not an LMCodec stream (magic {data[:4]!r} instead of {MAGIC!r}); "
                 "pass a file written by `lmcodec encode`"
             )
-        if len(data) > 4 and data[4] != FORMAT_VERSION:
+        if len(data) > 4 and data[4] not in READABLE_FORMAT_VERSIONS:
             version = data[4]
             if version > FORMAT_VERSION:
                 raise UnsupportedStreamError(
-                    f"stream format version {version} is newer than this lmcodec reads ({FORMAT_VERSION}); "
+                    f"stream format version {version} is newer than this lmcodec reads (up to {FORMAT_VERSION}); "
                     "upgrade lmcodec"
                 )
             raise UnsupportedStreamError(
-                f"stream format version {version} is not one this lmcodec reads ({FORMAT_VERSION}); "
-                "the header is damaged or was not written by lmcodec"
+                f"stream format version {version} is not one this lmcodec reads "
+                f"({', '.join(map(str, READABLE_FORMAT_VERSIONS))}); the header is damaged or was not written by lmcodec"
             )
         if len(data) < HEADER_SIZE:
             raise TruncatedStreamError(
@@ -394,7 +414,7 @@ class StreamHeader:
         fields, (stored_crc,) = data[: _HEADER_FIELDS.size], _UINT16.unpack(data[_HEADER_FIELDS.size :])
         if crc16(fields) != stored_crc:
             raise CorruptStreamError("header is corrupted (checksum mismatch); re-send or re-encode the file")
-        (_, _, flags, model_rate, original_rate, num_samples, hop, nc, nq, code_bits, sync, packet, fingerprint) = (
+        (_, version, flags, model_rate, original_rate, num_samples, hop, nc, nq, code_bits, sync, packet, fingerprint) = (
             _HEADER_FIELDS.unpack(fields)
         )
         if flags & ~KNOWN_FLAGS:
@@ -420,6 +440,7 @@ class StreamHeader:
                 sync_period_frames=sync,
                 packet_length_frames=packet,
                 model_fingerprint=fingerprint,
+                format_version=version,
             )
         except LMCodecError as error:
             raise CorruptStreamError(

@@ -207,7 +207,7 @@ class LMCodecStreamDecompressor:
         self.num_coarse = info.num_coarse_quantizers
         self._reader = PacketReader()
         self._coder = EntropyCoder(model.entropy_lm, model.quantizer.codebooks, info.num_quantizers,
-                                   self.num_coarse) if info.entropy_coded else None
+                                   self.num_coarse, info.format_version) if info.entropy_coded else None
         self.fine_decoding = resolve_fine_decoding(model.config, do_sample, fine_decoding)
         self._seed = 0 if seed is None else seed  # sampled decoding is reproducible by default
         self._restart_receiver()

@@ -16,6 +16,7 @@ from contextlib import contextmanager
 import numpy as np
 import torch
 
+from .bitstream import FORMAT_VERSION, range_coder_word_order
 from .errors import LMCodecError
 from .frame_lm import FrameLMState, LMCodecFrameLM
 
@@ -76,11 +77,16 @@ class EntropyCoder:
     """Turns the coarse codes of a stream into range-coded packets and back, frame by frame.
 
     One instance per stream and direction; `start_segment()` at every sync point. `encode_frames` and
-    `decode_frames` call the LM identically, so the probabilities agree bit for bit.
+    `decode_frames` call the LM identically, so the probabilities agree bit for bit. `format_version` fixes how a
+    payload spells the coder's words (`bitstream.range_coder_word_order`): streams are written in the current
+    version, older ones are still read.
     """
 
-    def __init__(self, lm: LMCodecFrameLM, codebooks: torch.Tensor, num_quantizers: int, num_coarse: int):
+    def __init__(self, lm: LMCodecFrameLM, codebooks: torch.Tensor, num_quantizers: int, num_coarse: int,
+                 format_version: int = FORMAT_VERSION):
         self.lm = lm
+        self.format_version = format_version
+        self.word_order = range_coder_word_order(format_version)
         self.codebooks = codebooks
         self.num_quantizers = num_quantizers
         self.num_coarse = num_coarse
@@ -115,16 +121,47 @@ class EntropyCoder:
                 return symbols[-1]
 
             self._frame(remember)
+        if not symbols:
+            return b"\x00"
+        symbols, models = np.asarray(symbols, dtype=np.int32), np.stack(models)
         encoder = constriction.stream.queue.RangeEncoder()
-        if symbols:
-            encoder.encode(np.asarray(symbols, dtype=np.int32), self.family, np.stack(models))
-        # Trailing zero bytes carry no information (decode_frames pads them back); a payload is never empty.
-        return encoder.get_compressed().astype("<u4").tobytes().rstrip(b"\x00") or b"\x00"
+        encoder.encode(symbols, self.family, models)
+        flushed = encoder.get_compressed().astype(self.word_order).tobytes()
+        if self.format_version == 1:  # trailing zero bytes carry no information (decode_frames pads them back)
+            return flushed.rstrip(b"\x00") or b"\x00"
+        return self._shortest_payload(flushed, symbols, models)
+
+    def _shortest_payload(self, flushed: bytes, symbols: np.ndarray, models: np.ndarray) -> bytes:
+        """The shortest byte string that decodes to `symbols` when padded with zeros: `flushed` (big-endian words)
+        cut after n bytes, or that n-byte prefix plus one in its last byte, for the smallest n that decodes.
+
+        The coder flushes whole 32-bit words, ~16 bits per packet beyond the information (measured at every packet
+        length). Any number inside the coder's final interval decodes; with big-endian words a shorter prefix is a
+        coarser number, so the two n-byte numbers nearest the flushed one are the only candidates of length n, and
+        if neither decodes no shorter one does. Every payload returned has been decoded and checked here."""
+        information_bits = -np.log2(np.maximum(models[np.arange(len(symbols)), symbols], 1e-30)).sum()
+        for length in range(max(1, int(information_bits // 8)), len(flushed)):
+            prefix = int.from_bytes(flushed[:length], "big")
+            for value in (prefix, prefix + 1):
+                candidate = value.to_bytes(length, "big").rstrip(b"\x00") if value < 256**length else b""
+                if candidate and np.array_equal(self._decode_symbols(candidate, models), symbols):
+                    return candidate
+        return flushed.rstrip(b"\x00") or b"\x00"
+
+    def _decode_symbols(self, payload: bytes, models: np.ndarray) -> np.ndarray | None:
+        """All symbols of one payload at once, given their probabilities `[n, K]` (None if the coder refuses)."""
+        try:
+            return np.asarray(self._decoder(payload).decode(self.family, models))
+        except (AssertionError, ValueError, RuntimeError):
+            return None
+
+    def _decoder(self, payload: bytes):
+        padded = payload + b"\x00" * (-len(payload) % 4)
+        return constriction.stream.queue.RangeDecoder(np.frombuffer(padded, dtype=self.word_order).astype(np.uint32))
 
     def decode_frames(self, payload: bytes, frames: int) -> np.ndarray:
         """One packet's payload → coarse codes `[frames, Nc]`."""
-        padded = payload + b"\x00" * (-len(payload) % 4)
-        decoder = constriction.stream.queue.RangeDecoder(np.frombuffer(padded, dtype="<u4").astype(np.uint32))
+        decoder = self._decoder(payload)
 
         def read(probabilities, level):
             try:

@@ -3,7 +3,8 @@
 Exact decoding is promised for the same torch version and CPU kind (DESIGN.md): float32 matrix kernels round
 differently on other instruction sets (measured: a stream written on an earlier CI machine does not decode on an AVX2
 EPYC). So there is one entropy-coded golden stream per CPU kind, named after it (`golden-x86_64-amd-avx2.lmc`), and
-one raw (entropy coding off) stream whose codes every machine must read.
+one raw (entropy coding off) stream whose codes every machine must read. Streams of an older format version are kept
+as `golden-v1-<kind>.lmc`: they must still decode.
 
 `python -m tests.golden` (from the repo root) adds or rewrites this machine's streams with the checked-in model.
 `python -m tests.golden --new-model` also rewrites the model and deletes every other machine's stream: do that only
@@ -48,8 +49,11 @@ def cpu_kind() -> str:
     return f"{platform.machine()}-{vendor}-{torch.backends.cpu.get_cpu_capability()}".lower()
 
 
-def entropy_coded_stream(kind: str | None = None) -> Path:
-    return GOLDEN_DIR / f"golden-{kind or cpu_kind()}.lmc"
+def entropy_coded_stream(kind: str | None = None, version: int | None = None) -> Path:
+    """This machine's (or `kind`'s) entropy-coded golden stream in the current format, or in an older `version`
+    (kept to show that older streams still decode)."""
+    prefix = "golden-" if version in (None, bitstream.FORMAT_VERSION) else f"golden-v{version}-"
+    return GOLDEN_DIR / f"{prefix}{kind or cpu_kind()}.lmc"
 
 
 def read_raw_codes(stream: bytes) -> np.ndarray:

@@ -53,10 +53,17 @@ HEADER_VALUES = dict(
     model_fingerprint=b"12345678",
 )
 
-# The bytes FORMAT_VERSION 1 writes for HEADER_VALUES followed by a regular packet (b"abc", CRC 0x1234) and a short
-# last packet of 22 frames (b"\xff", CRC 0xBEEF).
+# The bytes FORMAT_VERSION 2 writes for HEADER_VALUES followed by a regular packet (b"abc", CRC 0x1234) and a short
+# last packet of 22 frames (b"\xff", CRC 0xBEEF). Version 1 has the same container layout; only the version byte (and
+# so the header CRC) differs: the versions differ in how a range-coded payload spells its words.
 # If this test fails, the layout changed: bump FORMAT_VERSION, update docs/bitstream.md, then this constant.
 GOLDEN_STREAM = bytes.fromhex(
+    "4c4d4364" "02" "01" "803e0000" "44ac0000" "5c3a000000000000" "4001" "02" "0c" "0a" "fa00" "1900"
+    "3132333435363738" "bc80"
+    "03" "616263" "3412"
+    "00" "16" "01" "ff" "efbe"
+)
+GOLDEN_STREAM_V1 = bytes.fromhex(
     "4c4d4364" "01" "01" "803e0000" "44ac0000" "5c3a000000000000" "4001" "02" "0c" "0a" "fa00" "1900"
     "3132333435363738" "e329"
     "03" "616263" "3412"
@@ -97,12 +104,20 @@ def header_fields(**overrides) -> bytes:
 # ---------------------------------------------------------------------------------------------------------- header
 
 
-def test_golden_stream_guards_the_layout():
-    stream = make_header().to_bytes() + encode_packet(b"abc", 0x1234) + encode_packet(b"\xff", 0xBEEF, frames=22)
-    assert stream == GOLDEN_STREAM
-    header, packets = split_stream(GOLDEN_STREAM)
-    assert header == make_header()
+@pytest.mark.parametrize("version, golden", [(2, GOLDEN_STREAM), (1, GOLDEN_STREAM_V1)])
+def test_golden_stream_guards_the_layout(version, golden):
+    header = make_header(format_version=version)
+    stream = header.to_bytes() + encode_packet(b"abc", 0x1234) + encode_packet(b"\xff", 0xBEEF, frames=22)
+    assert stream == golden
+    parsed, packets = split_stream(golden)
+    assert parsed == header and parsed.format_version == version
     assert packets == [Packet(0, b"abc", 0x1234), Packet(1, b"\xff", 0xBEEF, frames=22)]
+
+
+def test_headers_are_written_in_the_current_version():
+    assert bitstream.FORMAT_VERSION == 2 and make_header().to_bytes()[4] == 2
+    with pytest.raises(LMCodecError, match="format_version must be one of"):
+        make_header(format_version=3)
 
 
 @pytest.mark.parametrize(
@@ -223,7 +238,7 @@ def test_newer_version_asks_for_an_upgrade_and_version_zero_is_rejected():
     data[4] = 7
     with pytest.raises(UnsupportedStreamError) as error:
         StreamHeader.from_bytes(bytes(data))
-    assert str(error.value) == "stream format version 7 is newer than this lmcodec reads (1); upgrade lmcodec"
+    assert str(error.value) == "stream format version 7 is newer than this lmcodec reads (up to 2); upgrade lmcodec"
     # the version is judged before the length: a newer layout may have another size
     with pytest.raises(UnsupportedStreamError, match="version 7 is newer"):
         StreamHeader.from_bytes(bytes(data[:5]))
