@@ -13,6 +13,7 @@ import torch
 
 import lmcodec
 from lmcodec import bitstream
+from lmcodec.entropy_coding import EntropyCoder, exact_coding
 from tests.conftest import speech_like
 
 
@@ -119,6 +120,41 @@ def test_coding_does_not_depend_on_where_the_weights_lie_in_memory(tiny_model):
     assert tiny_model.compress(signal) == expected
     assert not any(p.data_ptr() % 64 for p in tiny_model.parameters())
     assert lmcodec.entropy_coding.align_weights(tiny_model) == 0  # done once, in place
+
+
+def decode_payload(model, payload: bytes, frames: int, format_version: int) -> np.ndarray | None:
+    """A fresh receiver's codes `[frames, Nc]` for one payload at a sync point, or None if the coder refuses."""
+    coder = EntropyCoder(model.entropy_lm, model.quantizer.codebooks, model.config.num_quantizers,
+                         model.config.num_coarse_quantizers, format_version)
+    with exact_coding(model):
+        coder.start_segment()
+        try:
+            return coder.decode_frames(payload, frames)
+        except lmcodec.LMCodecError:
+            return None
+
+
+def test_version_2_payloads_are_the_shortest_that_decode(tiny_model):
+    """Format 2 cuts the range coder's flushed words to the shortest byte string that decodes (format 1 wrote whole
+    little-endian words): no payload one byte shorter, rounded down or up, decodes to the same codes."""
+    codes = tiny_model.encode(torch.from_numpy(speech_like(1.0, seed=5))[None, None], num_quantizers=2).audio_codes
+    frames = codes[0].T.numpy()[:25]
+    payloads = {}
+    for version in (1, 2):
+        coder = EntropyCoder(tiny_model.entropy_lm, tiny_model.quantizer.codebooks,
+                             tiny_model.config.num_quantizers, 2, version)
+        with exact_coding(tiny_model):
+            coder.start_segment()
+            payloads[version] = coder.encode_frames(frames)
+        np.testing.assert_array_equal(decode_payload(tiny_model, payloads[version], 25, version), frames)
+    shortest = payloads[2]
+    assert len(shortest) < len(payloads[1])
+    prefix = int.from_bytes(shortest[:-1], "big")
+    for value in (prefix, prefix + 1):
+        if 0 < value < 256 ** (len(shortest) - 1):
+            shorter = value.to_bytes(len(shortest) - 1, "big")
+            decoded = decode_payload(tiny_model, shorter, 25, 2)
+            assert decoded is None or not np.array_equal(decoded, frames)
 
 
 def test_thread_count_is_restored(tiny_model):
