@@ -24,7 +24,7 @@ from .bitstream import (
     unpack_codes,
 )
 from .bitstream import model_fingerprint as fingerprint_of
-from .entropy_coding import EntropyCoder, exact_coding
+from .entropy_coding import EntropyCoder, align_weights, exact_coding
 from .errors import LMCodecError
 
 
@@ -102,6 +102,7 @@ class LMCodecStreamCompressor:
                  num_samples: int | None = None):
         config = model.config
         self.model = model
+        align_weights(model)  # exact decoding needs the same weight alignment on both sides (see entropy_coding)
         self.num_coarse = model._check_num_coarse(num_coarse_quantizers or config.num_coarse_quantizers)
         self.packet_frames = packet_frames or config.packet_frames
         self.sync_frames = sync_frames or config.sync_frames
@@ -200,6 +201,7 @@ class LMCodecStreamDecompressor:
     def __init__(self, model, header: bytes, do_sample: bool | None = None, seed: int | None = None,
                  partial: bool = False, fine_decoding: str | None = None):
         self.model = model
+        align_weights(model)  # the sender's alignment (see entropy_coding)
         self.header_info, consumed = StreamHeader.from_bytes(header)
         self._check_compatible(self.header_info)
         self._leftover = bytes(header[consumed:])
