@@ -32,12 +32,15 @@ from .errors import LMCodecError
 MAGIC = b"LMCd"
 """First four bytes of every stream."""
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 """Version of the byte layout written by this file; readers reject versions not in READABLE_FORMAT_VERSIONS."""
 
-READABLE_FORMAT_VERSIONS = (1, 2)
-"""Versions this file reads. They share the header and packet layout and differ only in how an entropy-coded
-payload spells the range coder's 32-bit words (see :func:`range_coder_word_order`)."""
+READABLE_FORMAT_VERSIONS = (1, 2, 3)
+"""Versions this file reads. They share the header and packet layout. Versions 1 and 2 differ in how an
+entropy-coded payload spells the range coder's 32-bit words (see :func:`range_coder_word_order`); both take their
+probabilities from the float entropy LM, so they decode only where the float arithmetic matches the sender's.
+Version 3 spells payloads as version 2 does and takes its probabilities from the integer entropy model (header flag
+``FLAG_INTEGER_ENTROPY_MODEL``), so it decodes bit-exactly on any machine."""
 
 
 def range_coder_word_order(format_version: int) -> str:
@@ -51,10 +54,21 @@ def range_coder_word_order(format_version: int) -> str:
         raise UnsupportedStreamError(f"stream format version {format_version} is not one this lmcodec reads")
     return "<u4" if format_version == 1 else ">u4"
 
+
 FLAG_ENTROPY_CODED = 0x01
 """Header flag bit 0: payloads are range-coded with the entropy LM (clear: raw codes packed by :func:`pack_codes`)."""
 
-KNOWN_FLAGS = FLAG_ENTROPY_CODED
+FLAG_INTEGER_ENTROPY_MODEL = 0x02
+"""Header flag bit 1 (version 3 on): the range coder's probabilities come from the integer entropy model. In version 3
+it is set exactly when bit 0 is; versions 1 and 2 never set it (their entropy model is the float LM)."""
+
+FIRST_INTEGER_MODEL_VERSION = 3
+
+ENTROPY_MODEL_KINDS = ("none", "float", "integer")
+"""What produced the range coder's probabilities: nothing (raw codes), the float entropy LM (versions 1-2) or the
+integer entropy model (version 3)."""
+
+KNOWN_FLAGS = FLAG_ENTROPY_CODED | FLAG_INTEGER_ENTROPY_MODEL
 
 UNKNOWN_NUM_SAMPLES = 0xFFFF_FFFF_FFFF_FFFF
 """``num_samples`` value written for a live stream whose length is not known when the header is sent."""
@@ -290,6 +304,19 @@ class StreamHeader:
             object.__setattr__(self, name, value)
 
     @property
+    def entropy_model(self) -> str:
+        """The entropy model kind of the payloads: "none" (raw codes), "float" (versions 1-2) or "integer"."""
+        if not self.entropy_coded:
+            return "none"
+        return "integer" if self.format_version >= FIRST_INTEGER_MODEL_VERSION else "float"
+
+    @property
+    def flags(self) -> int:
+        """The header's flag byte."""
+        integer = FLAG_INTEGER_ENTROPY_MODEL if self.entropy_model == "integer" else 0
+        return (FLAG_ENTROPY_CODED if self.entropy_coded else 0) | integer
+
+    @property
     def bits_per_code(self) -> int:
         """Bits of one raw code: log2(codebook_size)."""
         return self.codebook_size.bit_length() - 1
@@ -362,7 +389,7 @@ class StreamHeader:
         fields = _HEADER_FIELDS.pack(
             MAGIC,
             self.format_version,
-            FLAG_ENTROPY_CODED if self.entropy_coded else 0,
+            self.flags,
             self.model_sampling_rate,
             self.original_sampling_rate,
             UNKNOWN_NUM_SAMPLES if self.num_samples is None else self.num_samples,
@@ -417,10 +444,18 @@ class StreamHeader:
         (_, version, flags, model_rate, original_rate, num_samples, hop, nc, nq, code_bits, sync, packet, fingerprint) = (
             _HEADER_FIELDS.unpack(fields)
         )
-        if flags & ~KNOWN_FLAGS:
+        known = KNOWN_FLAGS if version >= FIRST_INTEGER_MODEL_VERSION else FLAG_ENTROPY_CODED
+        if flags & ~known:
             raise CorruptStreamError(
-                f"header sets unknown flag bits 0x{flags & ~KNOWN_FLAGS:02x}; the file was not written by a "
+                f"header sets unknown flag bits 0x{flags & ~known:02x}; the file was not written by a "
                 "compatible lmcodec — re-encode it"
+            )
+        if version >= FIRST_INTEGER_MODEL_VERSION and bool(flags & FLAG_ENTROPY_CODED) != bool(
+            flags & FLAG_INTEGER_ENTROPY_MODEL
+        ):
+            raise CorruptStreamError(
+                f"header flags 0x{flags:02x} name no entropy model a version {version} stream can use; the file was "
+                "not written by a compatible lmcodec — re-encode it"
             )
         if not 1 <= code_bits <= MAX_CODE_BITS:
             raise CorruptStreamError(
@@ -697,7 +732,7 @@ def model_fingerprint(state_dict_tensors: dict[str, torch.Tensor], config_items:
     """8 bytes identifying model weights and settings, written into the header so a decoder can refuse a wrong model.
 
     The first 8 bytes of a SHA-256 over, for each tensor in name order: a canonical JSON line with its name, dtype
-    and shape, then its values as little-endian float32; followed by the canonical JSON (sorted keys) of
+    and shape, then its values as little-endian float32 (integer tensors: little-endian int64); followed by the canonical JSON (sorted keys) of
     ``config_items``. Deterministic across processes and machines with the same weights.
     """
     hasher = hashlib.sha256()
@@ -707,8 +742,11 @@ def model_fingerprint(state_dict_tensors: dict[str, torch.Tensor], config_items:
             raise LMCodecError(f"fingerprint input {name!r} is a {type(tensor).__name__}, not a tensor")
         description = {"name": str(name), "dtype": str(tensor.dtype), "shape": list(tensor.shape)}
         hasher.update(json.dumps(description, sort_keys=True).encode() + b"\n")
-        values = tensor.detach().to(device="cpu", dtype=torch.float32).contiguous().numpy()
-        hasher.update(values.astype("<f4", copy=False).tobytes())
+        if tensor.is_floating_point():
+            values = tensor.detach().to(device="cpu", dtype=torch.float32).contiguous().numpy()
+            hasher.update(values.astype("<f4", copy=False).tobytes())
+        else:  # integer tensors (the integer entropy model) are hashed exactly, as little-endian int64
+            hasher.update(tensor.detach().cpu().numpy().astype("<i8").tobytes())
     try:
         config_json = json.dumps(config_items, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
     except (TypeError, ValueError) as error:

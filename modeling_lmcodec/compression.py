@@ -23,8 +23,9 @@ from .bitstream import (
     pack_codes,
     unpack_codes,
 )
+from .bitstream import FIRST_INTEGER_MODEL_VERSION, FORMAT_VERSION
 from .bitstream import model_fingerprint as fingerprint_of
-from .entropy_coding import EntropyCoder, align_weights, exact_coding
+from .entropy_coding import EntropyCoder, IntegerEntropyCoder, align_weights, exact_coding
 from .errors import LMCodecError
 
 
@@ -34,10 +35,18 @@ FINGERPRINT_LM_FIELDS = ("n_embd", "n_layer", "n_head", "n_inner", "n_positions"
                          "reorder_and_upcast_attn")
 
 
-def model_fingerprint(model) -> bytes:
-    """8 bytes identifying what the bits depend on: the codebooks, the entropy LM and the code layout."""
+def model_fingerprint(model, format_version: int = FORMAT_VERSION, entropy_coded: bool = True) -> bytes:
+    """8 bytes identifying what the bits depend on: the codebooks, the entropy model and the code layout. From
+    format version 3 on the entropy model is the integer one (its tensors hashed exactly), and raw streams depend on
+    no entropy model; versions 1 and 2 hash the float entropy LM, so their streams still match the checkpoints that
+    wrote them."""
     tensors = {"quantizer.codebooks": model.quantizer.codebooks}
-    tensors.update({f"entropy_lm.{name}": value for name, value in model.entropy_lm.state_dict().items()})
+    if format_version >= FIRST_INTEGER_MODEL_VERSION:
+        if entropy_coded and model.integer_entropy_lm is not None:
+            integer = model.integer_entropy_lm.state_dict()
+            tensors.update({f"integer_entropy_lm.{name}": value for name, value in integer.items()})
+    else:
+        tensors.update({f"entropy_lm.{name}": value for name, value in model.entropy_lm.state_dict().items()})
     config = model.config
     items = {
         "num_quantizers": config.num_quantizers,
@@ -47,6 +56,18 @@ def model_fingerprint(model) -> bytes:
         "entropy_lm_config": {key: getattr(config.entropy_lm_config, key) for key in FINGERPRINT_LM_FIELDS},
     }
     return fingerprint_of(tensors, items)
+
+
+NO_INTEGER_MODEL_HINT = ("this checkpoint has no integer entropy model; export one with "
+                         "model.export_integer_entropy_model(codes_of_real_speech), or write raw codes "
+                         "(entropy_coding=False, lmcodec encode --no-entropy)")
+
+
+def integer_entropy_coder(model, num_coarse: int, format_version: int = FORMAT_VERSION) -> IntegerEntropyCoder:
+    """The version-3 coder of `model` (LMCodecError naming the fix when the checkpoint has no integer model)."""
+    if model.integer_entropy_lm is None:
+        raise LMCodecError(f"entropy coding needs the integer entropy model: {NO_INTEGER_MODEL_HINT}.")
+    return IntegerEntropyCoder(model.integer_entropy_lm.engine(), num_coarse, format_version)
 
 
 def _resampler(from_rate: int, to_rate: int):
@@ -102,7 +123,6 @@ class LMCodecStreamCompressor:
                  num_samples: int | None = None):
         config = model.config
         self.model = model
-        align_weights(model)  # exact decoding needs the same weight alignment on both sides (see entropy_coding)
         self.num_coarse = model._check_num_coarse(num_coarse_quantizers or config.num_coarse_quantizers)
         self.packet_frames = packet_frames or config.packet_frames
         self.sync_frames = sync_frames or config.sync_frames
@@ -119,12 +139,11 @@ class LMCodecStreamCompressor:
             codebook_size=config.codebook_size,
             sync_period_frames=self.sync_frames,
             packet_length_frames=self.packet_frames,
-            model_fingerprint=model_fingerprint(model),
+            model_fingerprint=model_fingerprint(model, entropy_coded=entropy_coding),
         )
         self._resampler = _resampler(sampling_rate, config.sampling_rate)
         self._encoder = model.streaming_encoder(num_quantizers=self.num_coarse)
-        self._coder = EntropyCoder(model.entropy_lm, model.quantizer.codebooks, config.num_quantizers,
-                                   self.num_coarse) if entropy_coding else None
+        self._coder = integer_entropy_coder(model, self.num_coarse) if entropy_coding else None
         self._pending = np.zeros((0, self.num_coarse), dtype=np.int64)
         self.report = CodingReport()
         self._header_sent = False
@@ -201,15 +220,19 @@ class LMCodecStreamDecompressor:
     def __init__(self, model, header: bytes, do_sample: bool | None = None, seed: int | None = None,
                  partial: bool = False, fine_decoding: str | None = None):
         self.model = model
-        align_weights(model)  # the sender's alignment (see entropy_coding)
         self.header_info, consumed = StreamHeader.from_bytes(header)
         self._check_compatible(self.header_info)
         self._leftover = bytes(header[consumed:])
         info = self.header_info
         self.num_coarse = info.num_coarse_quantizers
         self._reader = PacketReader()
-        self._coder = EntropyCoder(model.entropy_lm, model.quantizer.codebooks, info.num_quantizers,
-                                   self.num_coarse, info.format_version) if info.entropy_coded else None
+        self._coder = None
+        if info.entropy_model == "integer":
+            self._coder = integer_entropy_coder(model, self.num_coarse, info.format_version)
+        elif info.entropy_model == "float":  # versions 1-2: only where the float arithmetic matches the sender's
+            align_weights(model)  # the sender's alignment (see entropy_coding)
+            self._coder = EntropyCoder(model.entropy_lm, model.quantizer.codebooks, info.num_quantizers,
+                                       self.num_coarse, info.format_version)
         self.fine_decoding = resolve_fine_decoding(model.config, do_sample, fine_decoding)
         self._seed = 0 if seed is None else seed  # sampled decoding is reproducible by default
         self._restart_receiver()
@@ -239,7 +262,10 @@ class LMCodecStreamDecompressor:
                 f"{info.model_sampling_rate} Hz, but this model has {config.num_quantizers} × {config.codebook_size} "
                 f"at {config.sampling_rate} Hz; decode with the model that encoded it."
             )
-        if info.model_fingerprint != model_fingerprint(self.model):
+        if info.entropy_model == "integer" and self.model.integer_entropy_lm is None:
+            raise LMCodecError(f"stream is entropy-coded with an integer entropy model, but {NO_INTEGER_MODEL_HINT}; "
+                               "decode it with the checkpoint that encoded it.")
+        if info.model_fingerprint != model_fingerprint(self.model, info.format_version, info.entropy_coded):
             raise LMCodecError(
                 "stream was made by a different model (fingerprint mismatch); decode it with the checkpoint that "
                 "encoded it (lmcodec decode --model DIR)."

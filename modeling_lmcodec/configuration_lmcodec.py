@@ -98,6 +98,11 @@ class LMCodecConfig(PreTrainedConfig):
         entropy_lm_depth (`bool`, *optional*, defaults to `True`):
             Whether the entropy LM conditions each coarse level of a frame on the levels before it (a depth module)
             instead of predicting the levels of a frame in parallel.
+        integer_entropy_model (`bool`, *optional*, defaults to `False`):
+            Whether the checkpoint holds an integer entropy model (`LMCodecModel.integer_entropy_lm`, exported from the
+            float entropy LM by `model.export_integer_entropy_model(codes)`). Entropy-coded streams (format version
+            3) take their probabilities from it, so they decode bit-exactly on any machine; without it `compress`
+            can only write raw codes.
         fine_decoding (`str`, *optional*, defaults to `"sample"`):
             How a receiver fills in the levels that were not sent, by default: `"sample"` (the fine LM, sampling with
             temperature 1 and a fixed seed, so decoding is reproducible), `"greedy"` (the fine LM's most likely codes)
@@ -156,6 +161,7 @@ class LMCodecConfig(PreTrainedConfig):
     sync_frames: int = 300
     packet_frames: int = 50
     entropy_lm_depth: bool = True
+    integer_entropy_model: bool = False
     fine_decoding: str = "sample"
     fine_lm_config: dict | PreTrainedConfig | None = None
     entropy_lm_config: dict | PreTrainedConfig | None = None

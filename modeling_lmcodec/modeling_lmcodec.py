@@ -21,6 +21,7 @@ from .codec_blocks import (
 from .configuration_lmcodec import LMCodecConfig
 from .frame_lm import ENTROPY, FINE, LMCodecFrameLM
 from .frames import ENCODER_BLOCK_FRAMES, num_frames, padded_length
+from .integer_export import LMCodecIntegerEntropyLM
 from .losses import LMCodecReconstructionLoss
 from .quantizer import LMCodecResidualVectorQuantizer
 
@@ -158,6 +159,8 @@ class LMCodecModel(LMCodecPreTrainedModel):
             config.entropy_lm_config, ENTROPY, *lm_args, range(0, config.max_coarse_quantizers),
             depth=config.entropy_lm_depth,
         )
+        # The integer twin of the entropy LM that entropy coding uses (integer buffers; see integer_export.py).
+        self.integer_entropy_lm = LMCodecIntegerEntropyLM(config) if config.integer_entropy_model else None
         self.post_init()
 
     # ------------------------------------------------------------------ input checks
@@ -322,6 +325,23 @@ class LMCodecModel(LMCodecPreTrainedModel):
         from .streaming import LMCodecStreamingDecoder
 
         return LMCodecStreamingDecoder(self)
+
+    # ------------------------------------------------------------------ the integer entropy model
+    @torch.no_grad()
+    def export_integer_entropy_model(self, calibration_codes: torch.Tensor) -> None:
+        """Derive the integer entropy model from the float entropy LM and keep it in this model (and its checkpoint).
+
+        calibration_codes: `[B, Nq, F]` codes of real speech (F ≤ sync_frames), used to choose each fixed-point
+        scale. Entropy-coded streams written afterwards use it (format version 3) and decode on any machine with
+        this checkpoint. Re-export after changing the entropy LM's weights."""
+        from .integer_export import export_integer_entropy_model
+
+        self._check_audio_codes(calibration_codes)
+        arrays = export_integer_entropy_model(self, calibration_codes.to(torch.long).cpu())
+        module = LMCodecIntegerEntropyLM(self.config)
+        module.load_arrays(arrays)
+        self.integer_entropy_lm = module.to(self.device)
+        self.config.integer_entropy_model = True
 
     # ------------------------------------------------------------------ bytes
     def compress(self, audio, sampling_rate: int = 16000, num_coarse_quantizers: int | None = None,
