@@ -732,7 +732,7 @@ def model_fingerprint(state_dict_tensors: dict[str, torch.Tensor], config_items:
     """8 bytes identifying model weights and settings, written into the header so a decoder can refuse a wrong model.
 
     The first 8 bytes of a SHA-256 over, for each tensor in name order: a canonical JSON line with its name, dtype
-    and shape, then its values as little-endian float32 (integer tensors: little-endian int64); followed by the canonical JSON (sorted keys) of
+    and shape, then its values as little-endian float32 (integer tensors: little-endian int64, exactly); followed by the canonical JSON (sorted keys) of
     ``config_items``. Deterministic across processes and machines with the same weights.
     """
     hasher = hashlib.sha256()
@@ -742,7 +742,7 @@ def model_fingerprint(state_dict_tensors: dict[str, torch.Tensor], config_items:
             raise LMCodecError(f"fingerprint input {name!r} is a {type(tensor).__name__}, not a tensor")
         description = {"name": str(name), "dtype": str(tensor.dtype), "shape": list(tensor.shape)}
         hasher.update(json.dumps(description, sort_keys=True).encode() + b"\n")
-        if tensor.is_floating_point():
+        if tensor.is_floating_point() or tensor.dtype == torch.bool:
             values = tensor.detach().to(device="cpu", dtype=torch.float32).contiguous().numpy()
             hasher.update(values.astype("<f4", copy=False).tobytes())
         else:  # integer tensors (the integer entropy model) are hashed exactly, as little-endian int64

@@ -8,6 +8,7 @@ against each packet's CRC) → fine LM regenerates the fine levels → streaming
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -120,7 +121,9 @@ class LMCodecStreamCompressor:
 
     def __init__(self, model, sampling_rate: int = 16000, num_coarse_quantizers: int | None = None,
                  entropy_coding: bool = True, packet_frames: int | None = None, sync_frames: int | None = None,
-                 num_samples: int | None = None):
+                 num_samples: int | None = None, format_version: int = FORMAT_VERSION):
+        """`format_version` 1 or 2 writes the float-LM streams of earlier releases, which decode only on the same
+        kind of machine (kept for compatibility tests); the default, version 3, decodes anywhere."""
         config = model.config
         self.model = model
         self.num_coarse = model._check_num_coarse(num_coarse_quantizers or config.num_coarse_quantizers)
@@ -139,11 +142,18 @@ class LMCodecStreamCompressor:
             codebook_size=config.codebook_size,
             sync_period_frames=self.sync_frames,
             packet_length_frames=self.packet_frames,
-            model_fingerprint=model_fingerprint(model, entropy_coded=entropy_coding),
+            model_fingerprint=model_fingerprint(model, format_version, entropy_coding),
+            format_version=format_version,
         )
         self._resampler = _resampler(sampling_rate, config.sampling_rate)
         self._encoder = model.streaming_encoder(num_quantizers=self.num_coarse)
-        self._coder = integer_entropy_coder(model, self.num_coarse) if entropy_coding else None
+        self._coder = None
+        if entropy_coding and format_version >= FIRST_INTEGER_MODEL_VERSION:
+            self._coder = integer_entropy_coder(model, self.num_coarse, format_version)
+        elif entropy_coding:
+            align_weights(model)  # exact float decoding needs the same weight alignment on both sides
+            self._coder = EntropyCoder(model.entropy_lm, model.quantizer.codebooks, config.num_quantizers,
+                                       self.num_coarse, format_version)
         self._pending = np.zeros((0, self.num_coarse), dtype=np.int64)
         self.report = CodingReport()
         self._header_sent = False
@@ -193,6 +203,18 @@ class LMCodecStreamCompressor:
             codes = self._encoder.push(audio)
             self._pending = np.concatenate([self._pending, codes.numpy().T])
             return self._drain(final=False)
+
+    def push_codes(self, coarse_codes) -> list[bytes]:
+        """Add already computed coarse codes `[Nc, f]` (instead of audio) and return the packets completed by them."""
+        if self._finished:
+            raise LMCodecError("this stream compressor was flushed; create a new one for the next stream.")
+        codes = np.asarray(coarse_codes.numpy() if torch.is_tensor(coarse_codes) else coarse_codes, dtype=np.int64)
+        if codes.ndim != 2 or codes.shape[0] != self.num_coarse:
+            raise LMCodecError(f"coarse codes must have shape [{self.num_coarse}, frames], got {codes.shape}.")
+        if codes.size and (codes.min() < 0 or codes.max() >= self.model.config.codebook_size):
+            raise LMCodecError(f"codes must lie in 0..{self.model.config.codebook_size - 1}.")
+        self._pending = np.concatenate([self._pending, codes.T])
+        return self._drain(final=False)
 
     def flush(self) -> list[bytes]:
         """End the stream: encode the last partial frame and return the remaining packets."""
@@ -387,16 +409,51 @@ class LMCodecStreamDecompressor:
 
 
 def compress(model, audio, sampling_rate: int = 16000, num_coarse_quantizers: int | None = None,
-             entropy_coding: bool = True, packet_frames: int | None = None) -> tuple[bytes, CodingReport]:
+             entropy_coding: bool = True, packet_frames: int | None = None,
+             format_version: int = FORMAT_VERSION) -> tuple[bytes, CodingReport]:
     """Whole audio → stream bytes and their accounting (the stream compressor fed everything at once)."""
     audio = _as_mono_float32(audio)
     if audio.size == 0:
         raise LMCodecError("audio is empty (zero samples); pass at least one sample.")
     num_samples = round(len(audio) * model.config.sampling_rate / sampling_rate)
     compressor = LMCodecStreamCompressor(model, sampling_rate, num_coarse_quantizers, entropy_coding,
-                                         packet_frames, num_samples=num_samples)
+                                         packet_frames, num_samples=num_samples, format_version=format_version)
     parts = [compressor.header(), *compressor.push(audio), *compressor.flush()]
     return b"".join(parts), compressor.report
+
+
+def compress_codes(model, coarse_codes, num_samples: int | None = None, entropy_coding: bool = True,
+                   packet_frames: int | None = None, format_version: int = FORMAT_VERSION) -> bytes:
+    """Coarse codes `[Nc, F]` (e.g. from `model.encode`) → stream bytes, without running the codec's encoder.
+    `num_samples` (the audio length the header announces) defaults to F whole frames."""
+    codes = np.asarray(coarse_codes.numpy() if torch.is_tensor(coarse_codes) else coarse_codes)
+    if codes.ndim != 2:
+        raise LMCodecError(f"coarse codes must have shape [Nc, frames], got {codes.shape}.")
+    hop = model.config.hop_length
+    num_samples = codes.shape[1] * hop if num_samples is None else num_samples
+    if -(-num_samples // hop) != codes.shape[1]:
+        raise LMCodecError(f"{num_samples} samples make {-(-num_samples // hop)} frames, not {codes.shape[1]}.")
+    compressor = LMCodecStreamCompressor(model, model.config.sampling_rate, codes.shape[0], entropy_coding,
+                                         packet_frames, num_samples=num_samples, format_version=format_version)
+    return b"".join([compressor.header(), *compressor.push_codes(codes), *compressor.flush()])
+
+
+def decompress_codes(model, data: bytes) -> np.ndarray:
+    """Stream bytes → the coarse codes `[Nc, F]` they carry (each packet checked against its CRC; no audio made)."""
+    data = bytes(data)
+    header, offset = StreamHeader.from_bytes(data)
+    decompressor = LMCodecStreamDecompressor(model, data[:offset], fine_decoding="coarse-only")
+    reader = PacketReader()
+    packets = reader.feed(data[offset:])
+    reader.close()
+    header.check_packets(packets)
+    codes, frames_done = [], 0
+    with exact_coding(model) if header.entropy_model == "float" else nullcontext():
+        for packet in packets:
+            frames = header.frames_in(packet)
+            codes.append(decompressor._decode_codes(packet, frames, frames_done % header.sync_period_frames == 0))
+            frames_done += frames
+    return np.concatenate(codes).T if codes else np.zeros((header.num_coarse_quantizers, 0), dtype=np.int64)
 
 
 def resolve_fine_decoding(config, do_sample: bool | None, fine_decoding: str | None) -> str:

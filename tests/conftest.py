@@ -44,13 +44,33 @@ def tiny_config(**overrides) -> lmcodec.LMCodecConfig:
     return lmcodec.LMCodecConfig(**values)
 
 
-def random_codebooks(model: lmcodec.LMCodecModel, seed: int = 0) -> lmcodec.LMCodecModel:
-    """Give an untrained model distinct codebooks (fresh ones are all zeros until training initialises them)."""
+def random_codebooks(model: lmcodec.LMCodecModel, seed: int = 0, integer_entropy_model: bool = True
+                     ) -> lmcodec.LMCodecModel:
+    """Give an untrained model distinct codebooks (fresh ones are all zeros until training initialises them) and,
+    unless told not to, its integer entropy model (entropy coding needs it), calibrated on its own codes."""
     generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         books = model.quantizer.codebooks
         books.copy_(torch.randn(books.shape, generator=generator) * 0.5)
         model.quantizer.initialized.fill_(True)
+    if integer_entropy_model:
+        export_integer_entropy_model(model, seed)
+    return model
+
+
+def calibration_codes(model: lmcodec.LMCodecModel, seed: int = 0, segments: int = 2) -> torch.Tensor:
+    """Codes `[segments, Nq, sync_frames]` of a speech-like signal, to calibrate an integer entropy model on."""
+    frames = model.config.sync_frames
+    signal = speech_like(segments * frames * model.config.hop_length / model.config.sampling_rate, seed=seed)
+    codes = model.encode(torch.from_numpy(signal)[None, None]).audio_codes[0]  # [Nq, F]
+    return codes[:, : segments * frames].reshape(codes.shape[0], segments, frames).transpose(0, 1).contiguous()
+
+
+def export_integer_entropy_model(model: lmcodec.LMCodecModel, seed: int = 0) -> lmcodec.LMCodecModel:
+    was_training = model.training
+    model.eval()
+    model.export_integer_entropy_model(calibration_codes(model, seed))
+    model.train(was_training)
     return model
 
 

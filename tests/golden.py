@@ -1,15 +1,16 @@
 """The golden bitstreams: a fixed tiny model and the streams it writes for a fixed signal.
 
-Exact decoding is promised for the same torch version and CPU kind (DESIGN.md): float32 matrix kernels round
-differently on other instruction sets (measured: a stream written on an earlier CI machine does not decode on an AVX2
-EPYC). So there is one entropy-coded golden stream per CPU kind, named after it (`golden-x86_64-amd-avx2.lmc`), and
-one raw (entropy coding off) stream whose codes every machine must read. Streams of an older format version are kept
-as `golden-v1-<kind>.lmc`: they must still decode.
+Format version 3 takes the range coder's probabilities from the integer entropy model, so one entropy-coded golden
+stream (`golden.lmc`) must decode, and re-encode byte for byte, on every machine; `golden-raw.lmc` is the same
+signal's raw (entropy coding off) stream and `golden-raw-codes.npy` its coarse codes `[frames, Nc]`.
 
-`python -m tests.golden` (from the repo root) adds or rewrites this machine's streams with the checked-in model.
-`python -m tests.golden --new-model` also rewrites the model and deletes every other machine's stream: do that only
-together with a FORMAT_VERSION bump or a deliberate model change, since the golden test exists to make such changes
-visible.
+Older streams are kept to show they still read: `golden-v2-raw.lmc` (raw codes, every machine) and the float-LM
+streams `golden-v<N>-<cpu kind>.lmc` of versions 1 and 2, which decode only on the kind of CPU that wrote them
+(float32 kernels round differently elsewhere; measured: such a stream written on one machine failed on an AVX2 EPYC).
+
+`python -m tests.golden` (from the repo root) rewrites the version-3 streams with the checked-in model.
+`python -m tests.golden --new-model` also rewrites the model and deletes the older streams: do that only together with
+a FORMAT_VERSION bump or a deliberate model change, since the golden test exists to make such changes visible.
 """
 
 from __future__ import annotations
@@ -24,11 +25,14 @@ import torch
 
 import lmcodec
 from lmcodec import bitstream
-from tests.conftest import random_codebooks, speech_like, tiny_config
+from tests.conftest import export_integer_entropy_model, random_codebooks, speech_like, tiny_config
 
 GOLDEN_DIR = Path(__file__).parent / "data" / "golden"
+STREAM = GOLDEN_DIR / "golden.lmc"
 RAW_STREAM = GOLDEN_DIR / "golden-raw.lmc"
-RAW_CODES = GOLDEN_DIR / "golden-raw-codes.npy"  # the coarse codes [frames, Nc] inside RAW_STREAM
+RAW_CODES = GOLDEN_DIR / "golden-raw-codes.npy"  # the coarse codes [frames, Nc] inside STREAM and RAW_STREAM
+OLD_RAW_STREAM = GOLDEN_DIR / "golden-v2-raw.lmc"
+GOLDEN_SEED = 1234
 
 
 def golden_signal():
@@ -49,11 +53,9 @@ def cpu_kind() -> str:
     return f"{platform.machine()}-{vendor}-{torch.backends.cpu.get_cpu_capability()}".lower()
 
 
-def entropy_coded_stream(kind: str | None = None, version: int | None = None) -> Path:
-    """This machine's (or `kind`'s) entropy-coded golden stream in the current format, or in an older `version`
-    (kept to show that older streams still decode)."""
-    prefix = "golden-" if version in (None, bitstream.FORMAT_VERSION) else f"golden-v{version}-"
-    return GOLDEN_DIR / f"{prefix}{kind or cpu_kind()}.lmc"
+def float_lm_streams() -> list[Path]:
+    """The checked-in version-1/2 entropy-coded streams (float LM), one per CPU kind that wrote one."""
+    return sorted(p for p in GOLDEN_DIR.glob("golden-v*.lmc") if p != OLD_RAW_STREAM)
 
 
 def read_raw_codes(stream: bytes) -> np.ndarray:
@@ -67,13 +69,9 @@ def read_raw_codes(stream: bytes) -> np.ndarray:
     return np.concatenate(codes)
 
 
-def make_golden_model() -> None:
-    torch.manual_seed(1234)
-    model = random_codebooks(lmcodec.LMCodecModel(tiny_config()).eval(), seed=1234)
-    GOLDEN_DIR.mkdir(parents=True, exist_ok=True)
-    for old in GOLDEN_DIR.glob("golden*"):
-        old.unlink()
-    model.save_pretrained(GOLDEN_DIR)  # weights and config only: the golden model must not drift with the code
+def save_golden_model(model) -> None:
+    """Weights and config only: the golden model must not drift with the code."""
+    model.save_pretrained(GOLDEN_DIR)
     for name in GOLDEN_DIR.glob("*.py"):
         name.unlink()
     config = json.loads((GOLDEN_DIR / "config.json").read_text())
@@ -81,18 +79,35 @@ def make_golden_model() -> None:
     (GOLDEN_DIR / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
 
 
+def make_golden_model() -> None:
+    torch.manual_seed(GOLDEN_SEED)
+    model = random_codebooks(lmcodec.LMCodecModel(tiny_config()).eval(), seed=GOLDEN_SEED)
+    GOLDEN_DIR.mkdir(parents=True, exist_ok=True)
+    for old in GOLDEN_DIR.glob("golden*"):
+        old.unlink()
+    save_golden_model(model)
+
+
+def add_integer_entropy_model() -> None:
+    """Give the checked-in model (float weights unchanged, so older streams still match it) its integer model."""
+    model = lmcodec.LMCodecModel.from_pretrained(GOLDEN_DIR).eval()
+    save_golden_model(export_integer_entropy_model(model, seed=GOLDEN_SEED))
+
+
 def make_golden_streams() -> list[Path]:
-    """Write this machine's entropy-coded stream and the raw stream (with its codes) from the checked-in model."""
+    """Write the version-3 entropy-coded and raw streams (with the codes) from the checked-in model."""
     model = lmcodec.LMCodecModel.from_pretrained(GOLDEN_DIR).eval()
     signal = golden_signal()
-    entropy_coded_stream().write_bytes(model.compress(signal))
+    STREAM.write_bytes(model.compress(signal))
     RAW_STREAM.write_bytes(model.compress(signal, entropy_coding=False))
     np.save(RAW_CODES, read_raw_codes(RAW_STREAM.read_bytes()).astype(np.int16))
-    return [entropy_coded_stream(), RAW_STREAM, RAW_CODES]
+    return [STREAM, RAW_STREAM, RAW_CODES]
 
 
 if __name__ == "__main__":
     if "--new-model" in sys.argv[1:]:
         make_golden_model()
+    if "--add-integer-model" in sys.argv[1:] or "--new-model" in sys.argv[1:]:
+        add_integer_entropy_model()
     for path in make_golden_streams():
         print(f"wrote {path}")

@@ -53,11 +53,17 @@ HEADER_VALUES = dict(
     model_fingerprint=b"12345678",
 )
 
-# The bytes FORMAT_VERSION 2 writes for HEADER_VALUES followed by a regular packet (b"abc", CRC 0x1234) and a short
-# last packet of 22 frames (b"\xff", CRC 0xBEEF). Version 1 has the same container layout; only the version byte (and
-# so the header CRC) differs: the versions differ in how a range-coded payload spells its words.
+# The bytes FORMAT_VERSION 3 writes for HEADER_VALUES followed by a regular packet (b"abc", CRC 0x1234) and a short
+# last packet of 22 frames (b"\xff", CRC 0xBEEF). Versions 1 and 2 have the same container layout; the version byte,
+# the flags (version 3 sets bit 1, the integer entropy model) and so the header CRC differ.
 # If this test fails, the layout changed: bump FORMAT_VERSION, update docs/bitstream.md, then this constant.
 GOLDEN_STREAM = bytes.fromhex(
+    "4c4d4364" "03" "03" "803e0000" "44ac0000" "5c3a000000000000" "4001" "02" "0c" "0a" "fa00" "1900"
+    "3132333435363738" "e2cf"
+    "03" "616263" "3412"
+    "00" "16" "01" "ff" "efbe"
+)
+GOLDEN_STREAM_V2 = bytes.fromhex(
     "4c4d4364" "02" "01" "803e0000" "44ac0000" "5c3a000000000000" "4001" "02" "0c" "0a" "fa00" "1900"
     "3132333435363738" "bc80"
     "03" "616263" "3412"
@@ -94,7 +100,7 @@ def with_valid_crc(fields: bytes) -> bytes:
 def header_fields(**overrides) -> bytes:
     """Header field bytes in the version-1 layout, with raw values overridable."""
     values = dict(
-        magic=MAGIC, version=FORMAT_VERSION, flags=1, model_rate=16000, original_rate=44100, num_samples=14940,
+        magic=MAGIC, version=FORMAT_VERSION, flags=3, model_rate=16000, original_rate=44100, num_samples=14940,
         hop=320, nc=2, nq=12, code_bits=10, sync=250, packet=25, fingerprint=b"12345678",
     )
     values.update(overrides)
@@ -104,7 +110,7 @@ def header_fields(**overrides) -> bytes:
 # ---------------------------------------------------------------------------------------------------------- header
 
 
-@pytest.mark.parametrize("version, golden", [(2, GOLDEN_STREAM), (1, GOLDEN_STREAM_V1)])
+@pytest.mark.parametrize("version, golden", [(3, GOLDEN_STREAM), (2, GOLDEN_STREAM_V2), (1, GOLDEN_STREAM_V1)])
 def test_golden_stream_guards_the_layout(version, golden):
     header = make_header(format_version=version)
     stream = header.to_bytes() + encode_packet(b"abc", 0x1234) + encode_packet(b"\xff", 0xBEEF, frames=22)
@@ -115,9 +121,29 @@ def test_golden_stream_guards_the_layout(version, golden):
 
 
 def test_headers_are_written_in_the_current_version():
-    assert bitstream.FORMAT_VERSION == 2 and make_header().to_bytes()[4] == 2
+    assert bitstream.FORMAT_VERSION == 3 and make_header().to_bytes()[4] == 3
     with pytest.raises(LMCodecError, match="format_version must be one of"):
-        make_header(format_version=3)
+        make_header(format_version=4)
+
+
+@pytest.mark.parametrize("version, entropy_coded, flags, kind", [
+    (3, True, 3, "integer"), (3, False, 0, "none"), (2, True, 1, "float"), (2, False, 0, "none"), (1, True, 1, "float"),
+])
+def test_the_header_names_the_entropy_model(version, entropy_coded, flags, kind):
+    header = make_header(format_version=version, entropy_coded=entropy_coded)
+    assert header.entropy_model == kind and header.to_bytes()[5] == flags
+    assert StreamHeader.from_bytes(header.to_bytes())[0] == header
+
+
+@pytest.mark.parametrize("version, flags, message", [
+    (3, 1, "header flags 0x01 name no entropy model a version 3 stream can use"),
+    (3, 2, "header flags 0x02 name no entropy model a version 3 stream can use"),
+    (2, 3, "header sets unknown flag bits 0x02"),
+    (3, 4, "header sets unknown flag bits 0x04"),
+])
+def test_flags_that_name_no_usable_entropy_model_are_rejected(version, flags, message):
+    with pytest.raises(CorruptStreamError, match=message):
+        StreamHeader.from_bytes(with_valid_crc(header_fields(version=version, flags=flags)))
 
 
 @pytest.mark.parametrize(
@@ -238,7 +264,7 @@ def test_newer_version_asks_for_an_upgrade_and_version_zero_is_rejected():
     data[4] = 7
     with pytest.raises(UnsupportedStreamError) as error:
         StreamHeader.from_bytes(bytes(data))
-    assert str(error.value) == "stream format version 7 is newer than this lmcodec reads (up to 2); upgrade lmcodec"
+    assert str(error.value) == "stream format version 7 is newer than this lmcodec reads (up to 3); upgrade lmcodec"
     # the version is judged before the length: a newer layout may have another size
     with pytest.raises(UnsupportedStreamError, match="version 7 is newer"):
         StreamHeader.from_bytes(bytes(data[:5]))

@@ -13,6 +13,7 @@ import torch
 
 import lmcodec
 from lmcodec import bitstream
+from lmcodec.compression import compress
 from lmcodec.entropy_coding import EntropyCoder, exact_coding
 from tests.conftest import speech_like
 
@@ -99,6 +100,7 @@ def test_another_model_is_refused(tiny_model):
 def test_half_precision_model_is_refused_with_a_clear_message(tiny_model):
     with pytest.raises(lmcodec.LMCodecError, match="float32 on the CPU"):
         tiny_model.to(torch.float16).compress(speech_like(0.3))
+    assert tiny_model.integer_entropy_lm.h__0__attn__c_attn__weight.dtype == torch.int8  # .to() leaves it integer
 
 
 def misalign(tensor: torch.Tensor) -> torch.Tensor:
@@ -109,17 +111,45 @@ def misalign(tensor: torch.Tensor) -> torch.Tensor:
     return shifted
 
 
-def test_coding_does_not_depend_on_where_the_weights_lie_in_memory(tiny_model):
-    """CPU matrix kernels round differently for unaligned weights (measured on an AVX2 EPYC), so the coder moves any
-    misaligned weight into aligned memory before coding; the stream is the one the aligned model writes."""
+def test_float_coding_does_not_depend_on_where_the_weights_lie_in_memory(tiny_model):
+    """CPU matrix kernels round differently for unaligned weights (measured on an AVX2 EPYC), so the float coder of
+    versions 1-2 moves any misaligned weight into aligned memory before coding; the stream is the aligned model's."""
+    signal = speech_like(1.0, seed=3)
+    expected, _ = compress(tiny_model, signal, format_version=2)
+    for parameter in tiny_model.parameters():
+        parameter.data = misalign(parameter.data)
+    assert all(p.data_ptr() % 64 for p in tiny_model.parameters())
+    assert compress(tiny_model, signal, format_version=2)[0] == expected
+    assert not any(p.data_ptr() % 64 for p in tiny_model.parameters())
+    assert lmcodec.entropy_coding.align_weights(tiny_model) == 0  # done once, in place
+
+
+def test_integer_coding_needs_no_alignment(tiny_model):
+    """Version 3 computes its probabilities in integers: misaligned float weights change nothing, and nothing is
+    moved to make it so."""
     signal = speech_like(1.0, seed=3)
     expected = tiny_model.compress(signal)
     for parameter in tiny_model.parameters():
         parameter.data = misalign(parameter.data)
-    assert all(p.data_ptr() % 64 for p in tiny_model.parameters())
     assert tiny_model.compress(signal) == expected
-    assert not any(p.data_ptr() % 64 for p in tiny_model.parameters())
-    assert lmcodec.entropy_coding.align_weights(tiny_model) == 0  # done once, in place
+    assert all(p.data_ptr() % 64 for p in tiny_model.parameters())
+
+
+def test_version_2_streams_are_still_written_on_request_and_decode(tiny_model):
+    signal = speech_like(1.0, seed=4)
+    old, _ = compress(tiny_model, signal, format_version=2)
+    assert bitstream.split_stream(old)[0].entropy_model == "float"
+    np.testing.assert_array_equal(tiny_model.decompress(old)[0], tiny_model.decompress(tiny_model.compress(signal))[0])
+
+
+def test_entropy_coding_without_an_integer_model_names_the_fix():
+    from tests.conftest import random_codebooks, tiny_config
+
+    model = random_codebooks(lmcodec.LMCodecModel(tiny_config()).eval(), integer_entropy_model=False)
+    with pytest.raises(lmcodec.LMCodecError, match=r"no integer entropy model; export one with "
+                       r"model.export_integer_entropy_model"):
+        model.compress(speech_like(0.3))
+    assert model.decompress(model.compress(speech_like(0.3), entropy_coding=False))[0].shape == (4800,)
 
 
 def decode_payload(model, payload: bytes, frames: int, format_version: int) -> np.ndarray | None:
