@@ -360,6 +360,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("prepare-librilight", "prepare_librilight", "LibriLight-layout folder → Parquet shards for training"),
         ("train-codec", "train_codec", "train or fine-tune the codec with Accelerate (see --help)"),
         ("train-lm", "train_lm", "train the fine or entropy LM on a codec's codes (see --help)"),
+        ("export-integer-lm", "export_integer_lm", "store a checkpoint's integer entropy model (portable coding)"),
     ):
         forward = commands.add_parser(name, help=help_text, add_help=False)
         forward.set_defaults(handler=_forward_to(module), forwards=True)

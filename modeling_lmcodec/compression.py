@@ -214,7 +214,8 @@ class LMCodecStreamCompressor:
         if codes.size and (codes.min() < 0 or codes.max() >= self.model.config.codebook_size):
             raise LMCodecError(f"codes must lie in 0..{self.model.config.codebook_size - 1}.")
         self._pending = np.concatenate([self._pending, codes.T])
-        return self._drain(final=False)
+        with exact_coding(self.model):
+            return self._drain(final=False)
 
     def flush(self) -> list[bytes]:
         """End the stream: encode the last partial frame and return the remaining packets."""
@@ -423,9 +424,11 @@ def compress(model, audio, sampling_rate: int = 16000, num_coarse_quantizers: in
 
 
 def compress_codes(model, coarse_codes, num_samples: int | None = None, entropy_coding: bool = True,
-                   packet_frames: int | None = None, format_version: int = FORMAT_VERSION) -> bytes:
-    """Coarse codes `[Nc, F]` (e.g. from `model.encode`) → stream bytes, without running the codec's encoder.
-    `num_samples` (the audio length the header announces) defaults to F whole frames."""
+                   packet_frames: int | None = None, format_version: int = FORMAT_VERSION,
+                   return_report: bool = False):
+    """Coarse codes `[Nc, F]` (e.g. from `model.encode`) → stream bytes (and the `CodingReport` when
+    `return_report`), without running the codec's encoder. `num_samples` (the audio length the header announces)
+    defaults to F whole frames."""
     codes = np.asarray(coarse_codes.numpy() if torch.is_tensor(coarse_codes) else coarse_codes)
     if codes.ndim != 2:
         raise LMCodecError(f"coarse codes must have shape [Nc, frames], got {codes.shape}.")
@@ -435,7 +438,8 @@ def compress_codes(model, coarse_codes, num_samples: int | None = None, entropy_
         raise LMCodecError(f"{num_samples} samples make {-(-num_samples // hop)} frames, not {codes.shape[1]}.")
     compressor = LMCodecStreamCompressor(model, model.config.sampling_rate, codes.shape[0], entropy_coding,
                                          packet_frames, num_samples=num_samples, format_version=format_version)
-    return b"".join([compressor.header(), *compressor.push_codes(codes), *compressor.flush()])
+    data = b"".join([compressor.header(), *compressor.push_codes(codes), *compressor.flush()])
+    return (data, compressor.report) if return_report else data
 
 
 def decompress_codes(model, data: bytes) -> np.ndarray:

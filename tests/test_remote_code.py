@@ -45,7 +45,8 @@ def test_checkpoint_loads_with_remote_code_without_the_package(tiny_model, tmp_p
     lmcodec.save_checkpoint(tiny_model, checkpoint)
     names = sorted(p.name for p in checkpoint.iterdir())
     for required in ("config.json", "model.safetensors", "preprocessor_config.json", "modeling_lmcodec.py",
-                     "configuration_lmcodec.py", "feature_extraction_lmcodec.py", "quantizer.py", "frames.py"):
+                     "configuration_lmcodec.py", "feature_extraction_lmcodec.py", "quantizer.py", "frames.py",
+                     "integer_entropy_model.py", "integer_export.py"):
         assert required in names, names
     auto_map = json.loads((checkpoint / "config.json").read_text())["auto_map"]
     assert set(auto_map) >= {"AutoConfig", "AutoModel"}

@@ -288,6 +288,12 @@ def main(argv: list[str] | None = None) -> int:
         _evaluate_and_log(accelerator, model, plain_lm, eval_codes, levels, window, state.step)
     accelerator.wait_for_everyone()
     if args.export_final and accelerator.is_main_process:
+        if args.target == "entropy":  # the integer twin that coding uses, calibrated on the training codes
+            from lmcodec.training.export_integer_lm import calibration_windows
+
+            arrays = [np.asarray(item["codes"], dtype=np.int64).reshape(levels, item["frames"])
+                      for item in codes.select(range(min(len(codes), 64)))]
+            model.export_integer_entropy_model(calibration_windows(arrays, window, 48))
         lmcodec.save_checkpoint(model, output_dir / "final")
         print(f"exported {output_dir / 'final'}")
     accelerator.end_training()
