@@ -58,9 +58,10 @@ INTEGER_MODEL_VERSION = 1
 
 
 def rounding_divide(numerator: np.ndarray, denominator) -> np.ndarray:
-    """Integer division rounding half up: floor((2n + d) / (2d)) for d > 0 (int64, exact)."""
-    denominator = np.asarray(denominator, dtype=np.int64)
-    return np.floor_divide(2 * np.asarray(numerator, dtype=np.int64) + denominator, 2 * denominator)
+    """Integer division rounding half up: floor((2n + d) / (2d)) for int64 n and d > 0 (exact)."""
+    twice = numerator * 2
+    twice += denominator
+    return np.floor_divide(twice, denominator * 2, out=twice)
 
 
 def clip(values: np.ndarray, limit: int) -> np.ndarray:
@@ -79,10 +80,19 @@ def requantize(accumulator: np.ndarray, multiplier, shift, limit: int) -> np.nda
     return clip(np.right_shift(scaled, shift, out=scaled), limit)
 
 
+def requantize_linear(accumulator: np.ndarray, linear: "IntegerLinear") -> np.ndarray:
+    """`requantize` with a linear layer's precomputed rounding offsets (the hot path)."""
+    accumulator *= linear.multiplier
+    accumulator += linear.half
+    return clip(np.right_shift(accumulator, linear.shift, out=accumulator), linear.limit)
+
+
 def integer_sqrt(values: np.ndarray) -> np.ndarray:
     """floor(sqrt(v)) of non-negative int64 values below 2^62, exactly. The float64 square root (IEEE-754 requires
     it correctly rounded; v is rounded to 53 bits first) lands within ±1 of the answer, and the exact integer
     comparisons after it correct that, so the result does not depend on the machine's float arithmetic."""
+    if values.size == 1:  # the receiver's single frame: Python's exact isqrt is cheaper than the vector path
+        return np.full(values.shape, math.isqrt(int(values.reshape(-1)[0])), dtype=np.int64)
     root = np.sqrt(values.astype(np.float64)).astype(np.int64)
     root -= root * root > values
     root += (root + 1) * (root + 1) <= values
@@ -111,6 +121,9 @@ class IntegerLinear:
     limit: int
     bits: int  # chunk bits for the exact product
 
+    def __post_init__(self):
+        self.half = np.left_shift(np.int64(1), self.shift - 1)  # 2^(S-1): round half up
+
     @classmethod
     def from_tensors(cls, tensors: dict, name: str, limit: int) -> "IntegerLinear":
         weight = np.asarray(tensors[f"{name}.weight"])
@@ -129,10 +142,12 @@ class IntegerLinear:
     def accumulate(self, inputs: np.ndarray) -> np.ndarray:
         """Exact x @ W (+ bias) for integer inputs `[M, K]` with |x| ≤ 2^15 → int64 `[M, N]`."""
         accumulator = exact_matmul(inputs, self.weight, self.bits)
-        return accumulator if self.bias is None else accumulator + self.bias
+        if self.bias is not None:
+            accumulator += self.bias
+        return accumulator
 
     def __call__(self, inputs: np.ndarray) -> np.ndarray:
-        return requantize(self.accumulate(inputs), self.multiplier, self.shift, self.limit)
+        return requantize_linear(self.accumulate(inputs), self)
 
 
 def exact_matmul(inputs: np.ndarray, weight: np.ndarray, bits: int) -> np.ndarray:
@@ -146,14 +161,16 @@ def exact_matmul(inputs: np.ndarray, weight: np.ndarray, bits: int) -> np.ndarra
     stacked = np.empty((count * rows, inner), dtype=np.float32)
     mask = (1 << bits) - 1
     for index in range(count - 1):
-        stacked[index * rows : (index + 1) * rows] = np.bitwise_and(np.right_shift(inputs, bits * index), mask)
-    stacked[(count - 1) * rows :] = np.right_shift(inputs, bits * (count - 1))
+        chunk = np.right_shift(inputs, bits * index) if index else inputs
+        np.bitwise_and(chunk, mask, out=stacked[index * rows : (index + 1) * rows], casting="unsafe")
+    np.right_shift(inputs, bits * (count - 1), out=stacked[(count - 1) * rows :], casting="unsafe")
     partial = (stacked[:, :INNER_BLOCK] @ weight[:INNER_BLOCK]).astype(np.int64)
     for start in range(INNER_BLOCK, inner, INNER_BLOCK):
         partial += (stacked[:, start : start + INNER_BLOCK] @ weight[start : start + INNER_BLOCK]).astype(np.int64)
     result = partial[(count - 1) * rows :]
     for index in range(count - 2, -1, -1):
-        result = np.left_shift(result, bits) + partial[index * rows : (index + 1) * rows]
+        np.left_shift(result, bits, out=result)
+        result += partial[index * rows : (index + 1) * rows]
     return result
 
 
@@ -172,11 +189,24 @@ class IntegerLayerNorm:
                    int(tensors[f"{name}.epsilon"].reshape(-1)[0]))
 
     def __call__(self, inputs: np.ndarray) -> np.ndarray:
+        """inputs int64 `[M, W]` → `[M, W]`. With W a power of two (the usual case) the two divisions by W are
+        shifts: rounding_divide(n, 2^k) = (n + 2^(k-1)) >> k, the same integers with fewer operations."""
         width = inputs.shape[-1]
-        centred = inputs - rounding_divide(inputs.sum(axis=-1, keepdims=True), width)
-        variance = rounding_divide((centred * centred).sum(axis=-1, keepdims=True), width)
-        deviation = integer_sqrt(variance + self.epsilon)
-        normalised = rounding_divide(centred * self.gain, deviation) + self.offset
+        if width & (width - 1):
+            centred = inputs - rounding_divide(inputs.sum(axis=-1, keepdims=True), width)
+            variance = rounding_divide((centred * centred).sum(axis=-1, keepdims=True), width) + self.epsilon
+        else:
+            bits = width.bit_length() - 1
+            total = inputs.sum(axis=-1, keepdims=True)
+            total += width // 2
+            centred = inputs - np.right_shift(total, bits, out=total)
+            # rounding_divide(Σc², W) + ε == (Σc² + W/2 + ε·W) >> log2 W, as ε·W is a multiple of W
+            variance = np.einsum("ij,ij->i", centred, centred)[:, None] if centred.ndim == 2 else (
+                (centred * centred).sum(axis=-1, keepdims=True))
+            variance += width // 2 + self.epsilon * width
+            np.right_shift(variance, bits, out=variance)
+        normalised = rounding_divide(centred * self.gain, integer_sqrt(variance))
+        normalised += self.offset
         return clip(normalised, ACTIVATION_LIMIT)
 
 
@@ -197,11 +227,11 @@ def frequency_table(logits: np.ndarray, exp_table: np.ndarray, total_bits: int) 
     codes = logits.shape[-1]
     weights = table_softmax_weights(logits, exp_table)
     spare = (1 << total_bits) - codes
-    frequencies = 1 + np.floor_divide(weights * spare, weights.sum(axis=-1, keepdims=True))
+    frequencies = np.floor_divide(weights * spare, weights.sum(axis=-1, keepdims=True))
+    frequencies += 1
     leftover = (1 << total_bits) - frequencies.sum(axis=-1)
-    top = np.argmax(logits, axis=-1)
-    np.put_along_axis(frequencies, top[..., None], np.take_along_axis(frequencies, top[..., None], -1)
-                      + leftover[..., None], axis=-1)
+    flat = frequencies.reshape(-1, codes)
+    flat[np.arange(flat.shape[0]), np.argmax(logits.reshape(-1, codes), axis=-1)] += leftover.reshape(-1)
     return frequencies
 
 
