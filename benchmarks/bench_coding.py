@@ -1,7 +1,8 @@
 """Bitstream benchmark: whole-process `lmcodec encode` / `lmcodec decode` speed and memory, and where the bits go.
 
 Prints, for one checkpoint (default: the bundled trained checkpoint, or --model DIR):
-- real-time factors of whole processes (start-up and model load included) on 30 s of real speech;
+- real-time factors of whole processes (start-up and model load included) on 30 s of real speech, format 3 (integer
+  entropy model) against format 2 (float LM), and what process start-up costs;
 - peak resident memory of encode and decode for a 10-minute input;
 - bits per second with and without entropy coding, the entropy LM's cross-entropy against the coded rate, and the
   framing overhead;
@@ -49,6 +50,7 @@ def main() -> None:
     parser.add_argument("--speech-dir", default=str(Path(__file__).resolve().parents[1].parent / "shared/data/speech"))
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--long-minutes", type=float, default=10.0)
+    parser.add_argument("--repeats", type=int, default=3, help="whole-process runs per format (median reported)")
     args = parser.parse_args()
 
     import torch
@@ -68,12 +70,30 @@ def main() -> None:
         print(f"model: {weights}; audio: {seconds:.0f} s of {source}; operating point "
               f"{model.config.num_coarse_quantizers} coarse levels; 2-core machine")
 
-        encode_time, _ = run_measured([lmcodec_cli, "encode", str(work / "speech.wav"), str(work / "s.lmc"),
-                                       "--model", checkpoint])
-        decode_time, _ = run_measured([lmcodec_cli, "decode", str(work / "s.lmc"), str(work / "d.wav"),
-                                       "--model", checkpoint])
-        print(f"whole-process real-time factor ({seconds:.0f} s, start-up and model load included): "
-              f"encode {encode_time / seconds:.3f}, decode {decode_time / seconds:.3f}  (target <= 0.5 each)")
+        # Format 3 (integer entropy model) against format 2 (the float LM of earlier releases), alternately, so
+        # both see the same machine load; medians of --repeats runs.
+        runs = {(step, version): [] for step in ("encode", "decode") for version in (3, 2)}
+        for _ in range(args.repeats):
+            for version in (3, 2):
+                stream = str(work / f"s{version}.lmc")
+                runs["encode", version].append(run_measured(
+                    [lmcodec_cli, "encode", str(work / "speech.wav"), stream, "--model", checkpoint,
+                     "--format-version", str(version)])[0])
+                runs["decode", version].append(run_measured(
+                    [lmcodec_cli, "decode", stream, str(work / "d.wav"), "--model", checkpoint])[0])
+        median = {key: float(np.median(values)) for key, values in runs.items()}
+        encode_time, decode_time = median["encode", 3], median["decode", 3]
+        print(f"whole-process real-time factor ({seconds:.0f} s, start-up and model load included; median of "
+              f"{args.repeats}): format 3 encode {encode_time / seconds:.3f}, decode {decode_time / seconds:.3f}; "
+              f"format 2 encode {median['encode', 2] / seconds:.3f}, decode {median['decode', 2] / seconds:.3f}; "
+              f"format 3 / format 2: encode {encode_time / median['encode', 2]:.2f}, decode "
+              f"{decode_time / median['decode', 2]:.2f} (target <= 0.6 each)")
+        start_up = {name: float(np.median([run_measured([sys.executable, "-c", code])[0] for _ in range(3)]))
+                    for name, code in (("python", "pass"), ("import torch", "import torch"),
+                                       ("import transformers' PreTrainedModel",
+                                        "from transformers import PreTrainedModel"),
+                                       ("import lmcodec", "import lmcodec"))}
+        print("process start-up, median of 3 (s): " + ", ".join(f"{k} {v:.2f}" for k, v in start_up.items()))
 
         long_audio = np.tile(audio, int(np.ceil(args.long_minutes * 60 / seconds)))[: int(args.long_minutes * 960000)]
         sf.write(work / "long.wav", long_audio, 16000, subtype="FLOAT")
@@ -111,6 +131,8 @@ def main() -> None:
               "range coder's flush): " + ", ".join(
                   f"{p:.1f} s → {kbps:.3f} ({framing:.3f}; {flush:.1f} bit)" for p, kbps, framing, flush in rows))
         print(json.dumps({"encode_rtf": encode_time / seconds, "decode_rtf": decode_time / seconds,
+                          "encode_rtf_v2": median["encode", 2] / seconds, "decode_rtf_v2": median["decode", 2] / seconds,
+                          "start_up_seconds": start_up,
                           "encode_peak_mb": encode_peak, "decode_peak_mb": decode_peak, "coded_bps": coded,
                           "raw_bps": len(raw) * 8 / seconds, "information_bps": information}))
 

@@ -101,12 +101,14 @@ def progress(total_seconds: float, description: str):
 
 
 def compress_file(model, audio, rate: int, coarse: int | None, entropy: bool, packet_frames: int | None,
-                  description: str = "encoding"):
+                  description: str = "encoding", format_version: int | None = None):
     """(stream bytes, CodingReport), pushing one second at a time (with a progress bar for long inputs)."""
+    from .bitstream import FORMAT_VERSION
     from .compression import LMCodecStreamCompressor
 
     num_samples = round(len(audio) * model.config.sampling_rate / rate)
-    compressor = LMCodecStreamCompressor(model, rate, coarse, entropy, packet_frames, num_samples=num_samples)
+    compressor = LMCodecStreamCompressor(model, rate, coarse, entropy, packet_frames, num_samples=num_samples,
+                                         format_version=format_version or FORMAT_VERSION)
     parts, step = [compressor.header()], int(CHUNK_SECONDS * rate)
     with progress(len(audio) / rate, description) as bar:
         for start in range(0, len(audio), step):
@@ -151,7 +153,8 @@ def run_encode(args) -> int:
     audio, rate = read_audio_file(args.input)
     model, _ = load_model(args.model)
     start = time.perf_counter()
-    data, report = compress_file(model, audio, rate, args.coarse, not args.no_entropy, args.packet_frames)
+    data, report = compress_file(model, audio, rate, args.coarse, not args.no_entropy, args.packet_frames,
+                                 format_version=args.format_version)
     elapsed = time.perf_counter() - start
     write_bytes_atomically(args.output, data)
     seconds = len(audio) / rate
@@ -319,6 +322,9 @@ def build_parser() -> argparse.ArgumentParser:
     encode.add_argument("--threads", type=int, default=1, help="torch threads outside the coder (default: 1)")
     encode.add_argument("--no-entropy", action="store_true", help="send raw 10-bit codes instead of range coding")
     encode.add_argument("--packet-frames", type=int, help="frames per packet (default: the model's, 1 s)")
+    encode.add_argument("--format-version", type=int, choices=(2, 3), default=None,
+                        help="3 (default) decodes on any machine; 2 writes the float-LM streams of earlier releases, "
+                             "which decode only on the kind of CPU that wrote them (for compatibility and benchmarks)")
     encode.set_defaults(handler=run_encode)
 
     decode = commands.add_parser("decode", help=".lmc stream → audio file")

@@ -155,22 +155,24 @@ def exact_matmul(inputs: np.ndarray, weight: np.ndarray, bits: int) -> np.ndarra
 
     x = Σ_j c_j · 2^(bits·j): the low chunks c_j are unsigned `bits`-bit numbers, the top one is x >> (bits·(n-1)),
     signed and below 2^bits in magnitude because |x| ≤ 2^15. All chunks go through one float32 product per block of
-    at most INNER_BLOCK inputs (the weights are read once) and are recombined in int64."""
+    at most INNER_BLOCK inputs (the weights are read once) and are recombined in int64 (adding a float32 chunk
+    result into int64 goes through float64, exact for these integers below 2^53)."""
     rows, inner = inputs.shape
-    count = -(-16 // bits)  # chunks needed for 16-bit inputs
-    stacked = np.empty((count * rows, inner), dtype=np.float32)
+    count = -(-16 // bits)  # chunks needed for 16-bit inputs: 2 for every block size up to INNER_BLOCK
+    stacked = np.empty((count, rows, inner), dtype=np.float32)
     mask = (1 << bits) - 1
-    for index in range(count - 1):
-        chunk = np.right_shift(inputs, bits * index) if index else inputs
-        np.bitwise_and(chunk, mask, out=stacked[index * rows : (index + 1) * rows], casting="unsafe")
-    np.right_shift(inputs, bits * (count - 1), out=stacked[(count - 1) * rows :], casting="unsafe")
-    partial = (stacked[:, :INNER_BLOCK] @ weight[:INNER_BLOCK]).astype(np.int64)
+    np.bitwise_and(inputs, mask, out=stacked[0], casting="unsafe")
+    for index in range(1, count - 1):
+        np.bitwise_and(np.right_shift(inputs, bits * index), mask, out=stacked[index], casting="unsafe")
+    np.right_shift(inputs, bits * (count - 1), out=stacked[count - 1], casting="unsafe")
+    partial = stacked[..., :INNER_BLOCK] @ weight[:INNER_BLOCK]  # [count, M, N], every entry exact
     for start in range(INNER_BLOCK, inner, INNER_BLOCK):
-        partial += (stacked[:, start : start + INNER_BLOCK] @ weight[start : start + INNER_BLOCK]).astype(np.int64)
-    result = partial[(count - 1) * rows :]
+        block = stacked[..., start : start + INNER_BLOCK] @ weight[start : start + INNER_BLOCK]
+        partial = partial.astype(np.float64) + block  # block sums below 2^24 each: exact in float64
+    result = partial[count - 1].astype(np.int64)
     for index in range(count - 2, -1, -1):
         np.left_shift(result, bits, out=result)
-        result += partial[index * rows : (index + 1) * rows]
+        np.add(result, partial[index], out=result, casting="unsafe")
     return result
 
 
