@@ -165,10 +165,12 @@ def exact_matmul(inputs: np.ndarray, weight: np.ndarray, bits: int) -> np.ndarra
     for index in range(1, count - 1):
         np.bitwise_and(np.right_shift(inputs, bits * index), mask, out=stacked[index], casting="unsafe")
     np.right_shift(inputs, bits * (count - 1), out=stacked[count - 1], casting="unsafe")
-    partial = stacked[..., :INNER_BLOCK] @ weight[:INNER_BLOCK]  # [count, M, N], every entry exact
+    flat = stacked.reshape(count * rows, inner)  # one matrix product: the weights are read once
+    partial = flat[:, :INNER_BLOCK] @ weight[:INNER_BLOCK]  # [count * M, N], every entry exact
     for start in range(INNER_BLOCK, inner, INNER_BLOCK):
-        block = stacked[..., start : start + INNER_BLOCK] @ weight[start : start + INNER_BLOCK]
+        block = flat[:, start : start + INNER_BLOCK] @ weight[start : start + INNER_BLOCK]
         partial = partial.astype(np.float64) + block  # block sums below 2^24 each: exact in float64
+    partial = partial.reshape(count, rows, -1)
     result = partial[count - 1].astype(np.int64)
     for index in range(count - 2, -1, -1):
         np.left_shift(result, bits, out=result)
