@@ -133,34 +133,71 @@ class LMCodecSTFTFeatures(ComputedBuffersMixin, nn.Module):
 
 
 class LMCodecISTFTHead(ComputedBuffersMixin, nn.Module):
-    """Magnitude-and-phase head followed by a causal inverse STFT with 50% overlap-add.
+    """Magnitude-and-phase head followed by a causal inverse STFT with overlap-add.
 
-    Synthesis frame j is placed at output samples `[hop * j, hop * j + window)`; samples `[hop * j, hop * (j + 1))` are
-    final once frames j - 1 and j exist, so the head adds no delay. State: the pending second half of the last frame,
+    `overlap = 2` (the original head): one spectrum per hidden step, synthesis frame j placed at output samples
+    `[hop * j, hop * j + window)`, Hann synthesis window, 50% overlap-add, no normalisation (the spectra that
+    reconstruct a signal exactly are those of its unwindowed segments). Samples `[hop * j, hop * (j + 1))` are final
+    once frames j - 1 and j exist, so the head adds no delay. State: the pending second half of the last frame,
     `[B, hop]`.
+
+    `overlap = 2 k` (k >= 2): each hidden step emits k spectra at a synthesis hop of `window / overlap` samples,
+    synthesised with a Hann window and normalised by the overlap-added squared window (weighted overlap-add, as in
+    Vocos): the spectra that reconstruct a signal exactly are those of its Hann-windowed segments, which leak far less
+    than unwindowed ones, and every output sample is the average of `overlap` frames, so one frame's phase error no
+    longer decides half of the output. Frames still only start at or after the samples they are emitted for, so
+    the head adds no delay either. State: the pending `window - window / overlap` samples.
     """
 
-    def __init__(self, hidden_size: int, window_length: int, hop_length: int, max_log_magnitude: float = 6.0):
+    def __init__(self, hidden_size: int, window_length: int, hop_length: int, max_log_magnitude: float = 6.0,
+                 overlap: int = 2):
         super().__init__()
+        if overlap < 2 or overlap % 2 or window_length % overlap or window_length != 2 * hop_length:
+            raise ValueError(f"overlap must be an even number >= 2 dividing window_length ({window_length}) with "
+                             f"window_length = 2 * hop_length; got overlap={overlap}, hop_length={hop_length}.")
         self.window_length = window_length
         self.hop_length = hop_length
+        self.overlap = overlap
+        self.frames_per_step = overlap // 2
+        self.synthesis_hop = window_length // overlap
         self.num_bins = window_length // 2 + 1
         self.max_log_magnitude = max_log_magnitude
-        self.projection = nn.Linear(hidden_size, 2 * self.num_bins)
+        self.projection = nn.Linear(hidden_size, 2 * self.num_bins * self.frames_per_step)
         self.register_computed_buffers()
 
     def computed_buffers(self) -> dict[str, torch.Tensor]:
-        return {"window": periodic_hann(self.window_length)}
+        window = periodic_hann(self.window_length)
+        if self.overlap > 2:  # weighted overlap-add: Hann^2 summed over `overlap` shifts is 3 * overlap / 8
+            window = window / (3.0 * self.overlap / 8.0)
+        return {"window": window}
+
+    def spectra(self, hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """hidden `[B, n, C]` → (log magnitude, phase), each `[B, n * frames_per_step, bins]`."""
+        batch, steps, _ = hidden.shape
+        log_magnitude, phase = self.projection(hidden).reshape(batch, steps * self.frames_per_step, 2 * self.num_bins
+                                                               ).chunk(2, dim=-1)
+        return log_magnitude.clamp(max=self.max_log_magnitude), phase
+
+    def synthesize(self, spectrum: torch.Tensor, state: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Complex spectra `[B, m, bins]` → (samples `[B, m * synthesis_hop]`, new state): windowed overlap-add."""
+        frames = torch.fft.irfft(spectrum, n=self.window_length, dim=-1) * self.window
+        if self.overlap == 2:
+            heads, tails = frames[..., : self.hop_length], frames[..., self.hop_length :]
+            if state is None:
+                state = frames.new_zeros(frames.shape[0], self.hop_length)
+            previous_tails = torch.cat([state.unsqueeze(1), tails[:, :-1]], dim=1)
+            return (heads + previous_tails).flatten(1), tails[:, -1]
+        batch, count, _ = frames.shape
+        hop, overlap = self.synthesis_hop, self.overlap
+        chunks = frames.new_zeros(batch, count + overlap - 1, hop)
+        pieces = frames.reshape(batch, count, overlap, hop)
+        for k in range(overlap):
+            chunks[:, k : k + count] += pieces[:, :, k]
+        if state is not None:
+            chunks[:, : overlap - 1] += state.reshape(batch, overlap - 1, hop)
+        return chunks[:, :count].flatten(1), chunks[:, count:].flatten(1)
 
     def forward(self, hidden: torch.Tensor, state: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """hidden: `[B, n, C]` → (samples `[B, n * hop]`, new state `[B, hop]`)."""
-        log_magnitude, phase = self.projection(hidden).chunk(2, dim=-1)
-        magnitude = torch.exp(log_magnitude.clamp(max=self.max_log_magnitude))
-        spectrum = torch.polar(magnitude, phase)
-        frames = torch.fft.irfft(spectrum, n=self.window_length, dim=-1) * self.window
-        heads, tails = frames[..., : self.hop_length], frames[..., self.hop_length :]
-        if state is None:
-            state = hidden.new_zeros(hidden.shape[0], self.hop_length)
-        previous_tails = torch.cat([state.unsqueeze(1), tails[:, :-1]], dim=1)
-        samples = (heads + previous_tails).flatten(1)
-        return samples, tails[:, -1]
+        """hidden: `[B, n, C]` → (samples `[B, n * hop]`, new state)."""
+        log_magnitude, phase = self.spectra(hidden)
+        return self.synthesize(torch.polar(torch.exp(log_magnitude), phase), state)

@@ -58,6 +58,11 @@ class LMCodecConfig(PreTrainedConfig):
             Decoder blocks at the code frame rate.
         num_decoder_stft_layers (`int`, *optional*, defaults to 4):
             Decoder blocks at the STFT frame rate (after upsampling).
+        decoder_head_overlap (`int`, *optional*, defaults to 2):
+            Overlap factor (window / synthesis hop) of the decoder's inverse-STFT head. 2: one spectrum per STFT
+            frame, 50% overlap-add of unwindowed-segment spectra (the original head). 4: two spectra per STFT frame
+            at a hop of `stft_window_length / 4`, weighted overlap-add of Hann-windowed spectra (smoother output,
+            same latency, a slightly larger output projection).
         layer_norm_eps (`float`, *optional*, defaults to 1e-6):
             Epsilon of the layer norms.
         codebook_dim (`int`, *optional*, defaults to 64):
@@ -144,6 +149,7 @@ class LMCodecConfig(PreTrainedConfig):
     num_encoder_frame_layers: int = 4
     num_decoder_frame_layers: int = 4
     num_decoder_stft_layers: int = 4
+    decoder_head_overlap: int = 2
     layer_norm_eps: float = 1e-6
     codebook_dim: int = 64
     num_quantizers: int = 12
@@ -205,6 +211,11 @@ class LMCodecConfig(PreTrainedConfig):
                 raise ValueError(f"LMCodecConfig.{name} must be >= 0, got {getattr(self, name)}.")
         if self.num_decoder_stft_layers < 0:
             raise ValueError(f"LMCodecConfig.num_decoder_stft_layers must be >= 0, got {self.num_decoder_stft_layers}.")
+        overlap = self.decoder_head_overlap
+        if (not isinstance(overlap, int) or isinstance(overlap, bool) or overlap < 2 or overlap % 2
+                or self.stft_window_length % overlap):
+            raise ValueError(f"LMCodecConfig.decoder_head_overlap must be an even integer >= 2 dividing "
+                             f"stft_window_length ({self.stft_window_length}), got {overlap!r}.")
         if self.stft_window_length != 2 * self.stft_hop_length:
             raise ValueError(
                 f"LMCodecConfig.stft_window_length must be twice stft_hop_length ({2 * self.stft_hop_length}), "

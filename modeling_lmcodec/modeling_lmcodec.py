@@ -109,7 +109,8 @@ class LMCodecDecoder(nn.Module):
         self.upsample = nn.Linear(config.hidden_size, self.upsampling * config.hidden_size)
         self.stft_layers = LMCodecConvNeXtStack(config.num_decoder_stft_layers, *stack_args)
         self.output_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
-        self.head = LMCodecISTFTHead(config.hidden_size, config.stft_window_length, config.stft_hop_length)
+        self.head = LMCodecISTFTHead(config.hidden_size, config.stft_window_length, config.stft_hop_length,
+                                     overlap=config.decoder_head_overlap)
 
     def forward(self, latent: torch.Tensor, state: tuple | None = None) -> tuple[torch.Tensor, tuple]:
         """latent: `[B, n, codebook_dim]` → (samples `[B, n * hop_length]`, state). `state=None` starts a stream."""

@@ -185,3 +185,39 @@ def test_shared_speech_training_folders_exclude_the_held_out_set():
         data.speech_training_dataset(SPEECH_DIR, folders=("ljspeech", data.SPEECH_HELD_OUT_FOLDER))
     dataset = data.speech_training_dataset(SPEECH_DIR, folders=("cmu-arctic",))
     assert len(dataset) > 0 and all(data.SPEECH_HELD_OUT_FOLDER not in p for p in dataset["path"])
+
+
+def test_dev_split_excludes_files_from_training_and_spreads_eval_items(tmp_path: Path):
+    """A dev split of speakers inside a training folder: `exclude_paths` by pattern or by file, `build_data` drops
+    the eval_dataset's files from training (and refuses a leak), eval items come from every dev speaker."""
+    from lmcodec.training.args import CodecTrainingArguments, DataArguments
+    from lmcodec.training.train_codec import build_data
+
+    root = tmp_path / "corpus"
+    for number, speaker in enumerate(("S1", "S2", "S3")):
+        (root / speaker).mkdir(parents=True)
+        for utterance in range(3):
+            sf.write(root / speaker / f"{speaker}-{utterance}.WAV", speech_like(0.6, 16000, seed=10 * number + utterance),
+                     16000)
+    dataset = data.load_audio_dataset(str(root))
+    assert len(dataset) == 9  # upper-case extensions are audio too
+    kept = data.exclude_paths(dataset, patterns=["*/S2/*"])
+    assert len(kept) == 6 and not any("/S2/" in p for p in kept["path"])
+    kept = data.exclude_paths(dataset, paths=[str(root / "S3" / "S3-0.WAV")])
+    assert len(kept) == 8
+    with pytest.raises(ValueError, match="needs a 'path' column"):
+        data.exclude_paths(generated_dataset(2), patterns=["*"])
+    assert data.spread_indices(10, 3) == [0, 4, 9] and data.spread_indices(2, 5) == [0, 1]
+
+    dev = f"{root / 'S1'},{root / 'S3'}"
+    data_args = DataArguments(train_dataset=str(root), eval_dataset=dev, max_eval_items=2, eval_spread=True,
+                              max_eval_seconds=0.5)
+    training_args = CodecTrainingArguments(per_device_batch_size=2)
+    loader, eval_items = build_data(data_args, training_args, rank=0, world_size=1)
+    assert len(loader.dataset) == 3 and len(eval_items) == 2  # only S2 trains; one item of S1 and one of S3
+    first, last = (data.decode_audio({"path": str(root / s / f"{s}-0.WAV")}, max_seconds=0.5) for s in ("S1", "S3"))
+    assert np.array_equal(eval_items[0], first) and np.array_equal(eval_items[1], last)
+    assert data.spread_selection(dataset, 4) == [0, 2, 3, 6]  # folders S1 (2 items), S2, S3 (one each)
+    data_args.exclude_eval_from_train = False
+    loader, _ = build_data(data_args, training_args, rank=0, world_size=1)
+    assert len(loader.dataset) == 9

@@ -99,6 +99,30 @@ def test_streaming_decoder_matches_one_shot_decode(tiny_model):
     assert (streamed - one_shot).abs().max().item() <= 1e-5
 
 
+def test_four_times_overlap_head_reconstructs_exactly_and_streams_like_one_shot():
+    """decoder_head_overlap=4: Hann-windowed segment spectra overlap-add back to the signal (weighted overlap-add),
+    and the streaming decoder equals one-shot decoding."""
+    from lmcodec.codec_blocks import LMCodecISTFTHead, periodic_hann
+
+    head = LMCodecISTFTHead(8, 320, 160, overlap=4)
+    assert head.projection.out_features == 2 * 2 * 161
+    signal = torch.from_numpy(speech_like(0.5)).unsqueeze(0)
+    padded = torch.nn.functional.pad(signal, (240, 320))  # frames start every 80 samples, the first 240 early
+    spectra = torch.fft.rfft(padded.unfold(1, 320, 80) * periodic_hann(320), dim=-1)
+    samples, _ = head.synthesize(spectra)
+    length = signal.shape[1]
+    assert (samples[0, 240 : 240 + length - 240] - signal[0, : length - 240]).abs().max().item() < 1e-5
+    with pytest.raises(Exception, match="decoder_head_overlap"):  # strict validation wraps the ValueError
+        lmcodec.LMCodecConfig(decoder_head_overlap=3)
+    torch.manual_seed(0)
+    model = lmcodec.LMCodecModel(tiny_config(decoder_head_overlap=4)).eval()
+    codes = model.encode(as_input(speech_like(0.6))).audio_codes
+    one_shot = model.decode(codes).audio_values[0, 0]
+    decoder = model.streaming_decoder()
+    streamed = torch.cat([decoder.push(codes[0, :, f : f + 1]) for f in range(codes.shape[-1])])
+    assert streamed.shape == one_shot.shape and (streamed - one_shot).abs().max().item() <= 1e-5
+
+
 def test_padded_batch_equals_each_item_alone(tiny_model):
     extractor = lmcodec.LMCodecFeatureExtractor()
     clips = [speech_like(0.71, seed=3), speech_like(0.33, seed=4)]

@@ -80,6 +80,21 @@ def test_one_step_on_generated_audio_exports_a_loadable_codec(workspace: Path, t
     assert list(output.rglob("events.out.tfevents.*")), "tensorboard logs are written when tensorboard is installed"
 
 
+def test_quality_evaluation_appends_stoi_pesq_and_mel_per_level_to_a_jsonl_log(workspace: Path, tmp_path: Path):
+    import json
+
+    output = tmp_path / "quality-eval"
+    assert train_codec.main(args_for(workspace, output, "--max_steps", "2", "--eval_steps", "1", "--eval_holdout",
+                                     "2", "--max_eval_items", "2", "--eval_quality", "--eval_num_quantizers", "1,4,latent",
+                                     "--export_final", "false")) == 0
+    records = [json.loads(line) for line in (output / "eval_log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == [1, 2] and records[0]["learning_rate"] is not None
+    for key in ("stoi_q1", "pesq_q1", "mel_q1", "stoi_q4", "pesq_q4", "mel_q4", "mel_qlatent"):
+        assert key in records[-1]
+    assert [json.loads(line)["step"] for line in (output / "train_log.jsonl").read_text().splitlines()] == [1, 2]
+    assert records[-1]["mel_q4"] > 0
+
+
 RESUME_SETUPS = {
     # 8 items, 2 per micro-batch, 2 micro-batches per step: the checkpoint at step 3 is mid-epoch and the run crosses
     # epochs; a late, cheap GAN puts the discriminators and their optimizer into the checkpoint too.

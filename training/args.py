@@ -52,6 +52,21 @@ class DataArguments:
     eval_holdout: int = field(
         default=0, metadata={"help": "Without eval_dataset: hold out this many training items for evaluation."}
     )
+    train_exclude: str = field(
+        default="",
+        metadata={"help": "Comma-separated glob patterns of file paths left out of training (fnmatch on absolute paths, "
+                  "e.g. '*/speechocean762/SPEAKER0056/*'); needs folder (path-column) data."},
+    )
+    exclude_eval_from_train: bool = field(
+        default=True,
+        metadata={"help": "When eval_dataset is folders of files, drop those files from the training data (so "
+                  "eval_dataset can name dev-speaker subfolders of a training folder), and fail if any remain."},
+    )
+    eval_spread: bool = field(
+        default=False,
+        metadata={"help": "Take the max_eval_items evaluation utterances evenly spread over eval_dataset (every "
+                  "speaker of a multi-folder dev set) instead of the first ones."},
+    )
     streaming: bool = field(default=False, metadata={"help": "Stream train_dataset (datasets IterableDataset)."})
     audio_column: str = field(default="audio", metadata={"help": "Name of the audio column."})
     dataset_cache_dir: str | None = field(default=None, metadata={"help": "cache_dir for datasets.load_dataset."})
@@ -98,7 +113,22 @@ class CodecTrainingArguments:
                                                           "none, or a comma-separated list."})
     eval_steps: int = field(default=0, metadata={"help": "Evaluate every N steps (0: only at the end)."})
     eval_num_quantizers: str = field(
-        default="", metadata={"help": "Comma-separated levels to evaluate at (default: the config's coarse levels)."}
+        default="", metadata={"help": "Comma-separated levels to evaluate at (default: the config's coarse levels); "
+                              "with eval_quality also 'latent' (the unquantized encoder output)."}
+    )
+    eval_quality: bool = field(
+        default=False,
+        metadata={"help": "Periodic evaluation with STOI, PESQ-WB and the mel-distance metric (training/dev_eval.py) "
+                  "instead of the model's mel loss + STOI."},
+    )
+    eval_log_file: str = field(
+        default="eval_log.jsonl",
+        metadata={"help": "Every evaluation is appended as one JSON line to this file in output_dir ('' disables)."},
+    )
+    train_log_file: str = field(
+        default="train_log.jsonl",
+        metadata={"help": "Every logged training mean is appended as one JSON line to this file in output_dir "
+                  "('' disables)."},
     )
     save_steps: int = field(default=0, metadata={"help": "Save resumable state + export every N steps (0: off)."})
     save_total_limit: int = field(default=0, metadata={"help": "Keep only the last N checkpoints (0: all)."})

@@ -517,9 +517,67 @@ def filter_min_duration(dataset, min_seconds: float, duration_column: str = "dur
                           input_columns=[duration_column])
 
 
+def exclude_paths(dataset, patterns: Sequence[str] = (), paths: Sequence[str] = (), path_column: str = "path"):
+    """Drop the items whose file path matches one of the glob `patterns` (`fnmatch` on the absolute path, e.g.
+    ``*/speechocean762/SPEAKER0056/*``) or is one of `paths` (compared after resolving). Needs a path column
+    (folder datasets have one); map-style or streaming. Used to hold a dev split of speakers out of training."""
+    import fnmatch
+
+    patterns = [p for p in patterns if p]
+    resolved = {str(Path(p).resolve()) for p in paths}
+    if not patterns and not resolved:
+        return dataset
+    columns = dataset.column_names or []
+    if path_column not in columns:
+        raise ValueError(f"excluding files needs a '{path_column}' column (folders of audio files have one); "
+                         f"the dataset has {columns}.")
+
+    def keep(path) -> bool:
+        absolute = str(Path(path).resolve()) if path else ""
+        return absolute not in resolved and not any(fnmatch.fnmatch(absolute, pattern) for pattern in patterns)
+
+    return dataset.filter(keep, input_columns=[path_column])
+
+
+def dataset_paths(dataset, path_column: str = "path") -> set[str]:
+    """The resolved file paths of a map-style dataset with a path column (empty set otherwise)."""
+    if not hasattr(dataset, "__len__") or path_column not in (dataset.column_names or []):
+        return set()
+    return {str(Path(p).resolve()) for p in dataset[path_column] if p}
+
+
+def spread_indices(total: int, count: int) -> list[int]:
+    """`count` indices evenly spread over `range(total)` (all of them when count >= total)."""
+    if count >= total:
+        return list(range(total))
+    return sorted({int(round(i)) for i in np.linspace(0, total - 1, count)})
+
+
+def spread_selection(dataset, count: int, path_column: str = "path") -> list[int]:
+    """Indices of `count` items of a map-style dataset spread evenly over its folders (see `load_eval_items`)."""
+    if path_column not in (dataset.column_names or []):
+        return spread_indices(len(dataset), count)
+    groups: dict[str, list[int]] = {}
+    for index, path in enumerate(dataset[path_column]):
+        groups.setdefault(str(Path(path).parent), []).append(index)
+    ordered = [groups[key] for key in sorted(groups)]
+    chosen = []
+    for number, members in enumerate(ordered):
+        share = count // len(ordered) + (1 if number < count % len(ordered) else 0)
+        chosen.extend(members[i] for i in spread_indices(len(members), share) if share)
+    return sorted(chosen)
+
+
 def load_eval_items(dataset, max_items: int = 8, max_seconds: float | None = 10.0,
-                    audio_column: str = "audio") -> list[np.ndarray]:
-    """The first `max_items` items of a dataset as whole 16 kHz mono utterances (each cut to `max_seconds`)."""
+                    audio_column: str = "audio", spread: bool = False) -> list[np.ndarray]:
+    """The first `max_items` items of a dataset as whole 16 kHz mono utterances (each cut to `max_seconds`).
+
+    `spread=True` (map-style datasets) takes `max_items` items evenly spread over the dataset instead; with a path
+    column, over its folders (one folder per speaker in a dev set): every folder gives `max_items // folders` items
+    (the first folders one more), evenly spread inside it."""
+    if spread and hasattr(dataset, "__len__"):
+        return [decode_audio(dataset[i][audio_column], max_seconds=max_seconds)
+                for i in spread_selection(dataset, max_items)]
     items = []
     for row in dataset:
         items.append(decode_audio(row[audio_column], max_seconds=max_seconds))
@@ -556,6 +614,10 @@ __all__ = [
     "crop_samples_for",
     "decode_audio",
     "example_rng",
+    "exclude_paths",
+    "dataset_paths",
+    "spread_indices",
+    "spread_selection",
     "filter_min_duration",
     "folder_dataset",
     "load_audio_dataset",

@@ -236,9 +236,22 @@ def build_data(data_args, training_args, rank: int, world_size: int):
     elif data_args.eval_dataset:
         held_out = data_lib.load_audio_dataset(data_args.eval_dataset, split=data_args.eval_split,
                                                audio_column=data_args.audio_column, **_cache_kwargs(data_args))
+    patterns = [p.strip() for p in data_args.train_exclude.split(",") if p.strip()]
+    eval_paths = data_lib.dataset_paths(held_out) if (data_args.eval_dataset and held_out is not None) else set()
+    if patterns or (eval_paths and data_args.exclude_eval_from_train):
+        before = len(dataset) if hasattr(dataset, "__len__") else None
+        dataset = data_lib.exclude_paths(dataset, patterns,
+                                         sorted(eval_paths) if data_args.exclude_eval_from_train else ())
+        if before is not None:
+            logger.info("training items: %d of %d after excluding %d pattern(s) and %d evaluation file(s)",
+                        len(dataset), before, len(patterns), len(eval_paths))
+    if eval_paths and data_args.exclude_eval_from_train:
+        leaked = eval_paths & data_lib.dataset_paths(dataset)
+        if leaked:
+            raise ValueError(f"{len(leaked)} evaluation files are also training files, e.g. {sorted(leaked)[0]}.")
     if held_out is not None:
         eval_items = data_lib.load_eval_items(held_out, data_args.max_eval_items, data_args.max_eval_seconds,
-                                              data_args.audio_column)
+                                              data_args.audio_column, spread=data_args.eval_spread)
     dataset = data_lib.filter_min_duration(dataset, data_args.min_seconds)
     augmentation = data_lib.AugmentationConfig(
         gain_prob=data_args.gain_prob, rms_db_min=data_args.rms_db_min, rms_db_max=data_args.rms_db_max,
@@ -353,8 +366,12 @@ def main(argv: list[str] | None = None) -> int:
     else:
         model, optimizer = accelerator.prepare(model, optimizer)
     codec = accelerator.unwrap_model(model)
-    eval_levels = ([int(v) for v in args.eval_num_quantizers.split(",") if v] if args.eval_num_quantizers
-                   else [codec.config.num_coarse_quantizers])
+    eval_levels = ([int(v) if v.strip().isdigit() else v.strip() for v in args.eval_num_quantizers.split(",")
+                    if v.strip()] if args.eval_num_quantizers else [codec.config.num_coarse_quantizers])
+    if any(not isinstance(level, int) for level in eval_levels) and (
+            not args.eval_quality or any(level != "latent" for level in eval_levels if not isinstance(level, int))):
+        raise ValueError(f"--eval_num_quantizers takes level counts and, with --eval_quality, 'latent' (the "
+                         f"unquantized encoder output); got {args.eval_num_quantizers!r}.")
 
     # Training randomness (quantizer dropout, k-means seeds, code restarts) differs per rank; rank 0 draws what a
     # single process would, and the quantizer takes its random choices from rank 0. Resuming restores these states.
@@ -453,15 +470,18 @@ def main(argv: list[str] | None = None) -> int:
             if timed_steps:
                 means["train/audio_seconds_per_second"] = audio_per_step * timed_steps / timed_seconds
             accelerator.log(means, step=state.step)
+            if accelerator.is_main_process and args.train_log_file:
+                with open(output_dir / args.train_log_file, "a", encoding="utf-8") as handle:
+                    handle.write(json.dumps({"step": state.step, "time": time.time(), **means}) + "\n")
             progress.set_postfix(loss=f"{means['train/loss']:.3f}", mel=f"{means['train/mel_loss']:.3f}")
         if eval_items and args.eval_steps > 0 and state.step % args.eval_steps == 0 and state.step < args.max_steps:
-            _evaluate_and_log(accelerator, codec, eval_items, eval_levels, state.step)
+            _evaluate_and_log(accelerator, codec, eval_items, eval_levels, state.step, args, learning_rate)
         if args.save_steps > 0 and state.step % args.save_steps == 0:
             save_training_checkpoint(accelerator, model, state, args.output_dir, args.save_total_limit)
     progress.close()
 
     if eval_items:
-        _evaluate_and_log(accelerator, codec, eval_items, eval_levels, state.step)
+        _evaluate_and_log(accelerator, codec, eval_items, eval_levels, state.step, args)
     if timed_steps and accelerator.is_main_process:
         print(f"throughput: {audio_per_step * timed_steps / timed_seconds:.2f} s of audio per wall second "
               f"({timed_steps} timed steps of {audio_per_step:g} s of audio, {world_size} process(es), "
@@ -481,12 +501,24 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _evaluate_and_log(accelerator, codec, items, levels, step) -> None:
-    """Evaluate on the main process (no collective inside), log, and let the other ranks wait."""
+def _evaluate_and_log(accelerator, codec, items, levels, step, args=None, learning_rate=None) -> None:
+    """Evaluate on the main process (no collective inside), log (trackers, stdout and one JSON line in
+    `output_dir/eval_log_file`), and let the other ranks wait."""
     if accelerator.is_main_process:
-        metrics = evaluate_codec(codec, items, levels)
+        start = time.perf_counter()
+        if args is not None and args.eval_quality:
+            from lmcodec.training.dev_eval import evaluate_dev
+
+            metrics = evaluate_dev(codec, items, levels)
+        else:
+            metrics = evaluate_codec(codec, items, levels)
         accelerator.log({f"eval/{k}": v for k, v in metrics.items()}, step=step)
-        print(f"eval step {step}: " + ", ".join(f"{k}={v:.4f}" for k, v in metrics.items()))
+        print(f"eval step {step}: " + ", ".join(f"{k}={v:.4f}" for k, v in metrics.items()), flush=True)
+        if args is not None and args.eval_log_file:
+            record = {"step": step, "time": time.time(), "eval_seconds": round(time.perf_counter() - start, 2),
+                      "learning_rate": learning_rate, "items": len(items), **metrics}
+            with open(Path(args.output_dir) / args.eval_log_file, "a", encoding="utf-8") as handle:
+                handle.write(json.dumps(record) + "\n")
     accelerator.wait_for_everyone()
 
 
