@@ -73,9 +73,68 @@ def main(argv: list[str] | None = None) -> int:
               f"cross-entropy: float {row['float_cross_entropy_bps']:.1f}, integer "
               f"{row['integer_cross_entropy_bps']:.1f} bit/s | coding ms/frame (sender, in-process): float "
               f"{row['float_coding_ms_per_frame']:.2f}, integer {row['integer_coding_ms_per_frame']:.2f}")
+    results["approximations"] = approximation_costs(model, files)
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
     return 0
+
+
+@torch.no_grad()
+def approximation_costs(model, files) -> dict:
+    """Cross-entropy (bits per code) of the float LM with one approximation at a time, on sync-period windows of the
+    files' codes at the default operating point: what each part of the integer model costs."""
+    import copy
+
+    from lmcodec.integer_entropy_model import FREQUENCY_BITS, frequency_table
+    from lmcodec.integer_export import _exp_table, float_reference, LOGIT_EXP_BITS, LOGIT_FRACTION_BITS
+
+    num_coarse, window = model.config.num_coarse_quantizers, model.config.sync_frames
+    windows = []
+    for path in files:
+        audio, _ = lmcodec_load(path)
+        codes = model.encode(torch.from_numpy(audio)[None, None]).audio_codes[0]
+        windows += [codes[:, start : start + window] for start in range(0, codes.shape[1] - window + 1, window)]
+    codes = torch.stack(windows)  # [B, Nq, window]
+    targets = codes.transpose(1, 2)[:, :, :num_coarse].numpy()[..., None]
+
+    def bits(log_probs: np.ndarray) -> float:
+        return float(-np.take_along_axis(log_probs, targets, -1).mean() / np.log(2))
+
+    def float_log_probs(lm) -> np.ndarray:
+        logits = float_reference(lm, model.quantizer.codebooks, codes, num_coarse)
+        return torch.log_softmax(logits.double(), -1).numpy()
+
+    reference = float_log_probs(model.entropy_lm)
+    int8 = copy.deepcopy(model.entropy_lm)
+    for name, parameter in int8.named_parameters():  # per-output-channel symmetric int8, as the export does
+        if parameter.dim() < 2 or any(part in name for part in ("wpe", "wte", "embedding", "segment_start", "bias")):
+            continue
+        weight = parameter.data
+        channels = weight.transpose(-1, -2) if name.endswith(("head_codes", "depth_mlp.0.weight", "depth_mlp.2.weight")) \
+            else weight
+        scale = channels.abs().amax(dim=-2, keepdim=True).clamp(min=1e-12) / 127
+        channels.copy_(torch.round(channels / scale).clamp(-127, 127) * scale)
+    table_only = np.log(frequency_table(np.round(reference * 2**LOGIT_FRACTION_BITS).astype(np.int64),
+                                        _exp_table(LOGIT_FRACTION_BITS, LOGIT_EXP_BITS).astype(np.int64),
+                                        FREQUENCY_BITS) / 2**FREQUENCY_BITS)
+    engine = model.integer_entropy_lm.engine()
+    integer = np.stack([np.log(engine.frequencies(engine.start(), row[:num_coarse].T.numpy(), num_coarse)
+                               / 2**FREQUENCY_BITS) for row in codes])
+    costs = {"windows": len(windows), "float_bits_per_code": bits(reference)}
+    for name, log_probs in (("int8_weights_only", float_log_probs(int8)), ("frequency_table_only", table_only),
+                            ("integer_model", integer)):
+        costs[name] = 100 * (bits(log_probs) / costs["float_bits_per_code"] - 1)
+    print(f"approximation costs on {len(windows)} windows of {window} frames, Nc={num_coarse} (cross-entropy against "
+          f"the float LM's {costs['float_bits_per_code']:.4f} bits/code): int8 weights alone "
+          f"{costs['int8_weights_only']:+.3f} %, 1/256-nat logits + exp table + 2^20 frequency table alone "
+          f"{costs['frequency_table_only']:+.3f} %, whole integer model {costs['integer_model']:+.3f} %")
+    return costs
+
+
+def lmcodec_load(path):
+    import lmcodec
+
+    return lmcodec.load_audio(path)
 
 
 if __name__ == "__main__":

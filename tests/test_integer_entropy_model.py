@@ -14,6 +14,7 @@ import torch
 
 import lmcodec
 from lmcodec import integer_entropy_model as integer
+from lmcodec.compression import decompress_codes
 from lmcodec.integer_export import float_reference
 from tests.conftest import REPO, calibration_codes, speech_like
 from tests.golden import GOLDEN_DIR, RAW_CODES
@@ -228,3 +229,20 @@ def test_frequency_tables_are_identical_on_arm64(tmp_path, golden_model):
     there = frequency_digest(arm64_python(), tmp_path, golden_model)
     assert there[0] == "aarch64" and here[0] != "aarch64"
     assert there[1] == here[1]
+
+
+def test_a_fresh_export_and_its_saved_checkpoint_write_the_same_stream(tiny_model, tmp_path):
+    """The exported model in memory and the same model loaded from disk (other buffers, other alignment) code the
+    same bytes, with 1 or 2 torch threads."""
+    signal = speech_like(1.2, seed=12)
+    fresh = tiny_model.compress(signal)
+    lmcodec.save_checkpoint(tiny_model, tmp_path / "saved")
+    loaded = lmcodec.LMCodecModel.from_pretrained(tmp_path / "saved").eval()
+    threads = torch.get_num_threads()
+    try:
+        for count in (1, 2):
+            torch.set_num_threads(count)
+            assert loaded.compress(signal) == fresh
+            np.testing.assert_array_equal(decompress_codes(loaded, fresh), decompress_codes(tiny_model, fresh))
+    finally:
+        torch.set_num_threads(threads)
