@@ -128,6 +128,30 @@ def test_resume_reproduces_the_uninterrupted_run_bit_for_bit(workspace: Path, tm
     assert not different, f"resumed run differs in {different[:5]}"
 
 
+def test_a_packed_checkpoint_resumes_and_stays_close_to_the_uninterrupted_run(workspace: Path, tmp_path: Path):
+    """`resume_state pack` drops the untouched LM weights and rounds Adam's moments to bfloat16 (to fit in git);
+    `unpack` restores a checkpoint that resumes: same steps and data, weights within bfloat16 moment rounding."""
+    from lmcodec.training import resume_state
+
+    common = ["--max_steps", "4", "--discriminators", "mpd", "--discriminator_channels", "4",
+              "--adversarial_start_step", "1"]
+    full = tmp_path / "full"
+    assert train_codec.main(args_for(workspace, full, *common, "--save_steps", "2",
+                                     "--debug_dump_state_dir", str(tmp_path / "dump-full"))) == 0
+    packed = resume_state.pack(full / "checkpoints" / "checkpoint-00000002", tmp_path / "packed")
+    assert not any(name.startswith(("fine_lm.", "entropy_lm.")) for name in
+                   __import__("safetensors.torch").torch.load_file(str(packed / "model.safetensors")))
+    resumed = tmp_path / "resumed"
+    resume_state.unpack(tmp_path / "packed", resumed / "checkpoints")
+    assert train_codec.main(args_for(workspace, resumed, *common, "--resume_from_checkpoint", "latest",
+                                     "--debug_dump_state_dir", str(tmp_path / "dump-resumed"))) == 0
+    a, b = load_dump(tmp_path / "dump-full" / "rank0.pt"), load_dump(tmp_path / "dump-resumed" / "rank0.pt")
+    assert a["state"] == b["state"] and a["state"]["step"] == 4
+    for name, value in a["model"].items():
+        if name.startswith(("encoder.", "decoder.")) and value.is_floating_point():
+            torch.testing.assert_close(b["model"][name], value, atol=2e-3, rtol=0, msg=name)
+
+
 def test_fine_tuning_with_frozen_encoder_and_quantizer_keeps_bitstreams_decodable(workspace: Path, tmp_path: Path):
     base = tmp_path / "base"
     assert train_codec.main(args_for(workspace, base, "--max_steps", "2")) == 0
