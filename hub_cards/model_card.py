@@ -239,6 +239,7 @@ def config_facts(config) -> dict:
         "packet_seconds": f"{config.packet_frames / config.frame_rate:g}",
         "default_nc": config.num_coarse_quantizers,
         "bitstream_version": FORMAT_VERSION,
+        "integer_entropy_model": bool(getattr(config, "integer_entropy_model", False)),
     }
 
 
