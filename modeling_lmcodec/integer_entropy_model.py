@@ -9,16 +9,16 @@ never depends on how an export was computed. Its parts:
 
 - **Linear layers**: int8 weights (per output channel scale, folded into the requantisation), integer inputs of at
   most 16 bits, exact accumulation, then requantisation `(acc · M + 2^(S-1)) >> S` (round half up; `M < 2^16`,
-  per output channel), clipped to the output's range. The one rounding rule everywhere is round half up
-  (`rounding_divide`).
+  per output channel), clipped to the output's range. Every rescaling and normalisation rounds half up
+  (`rounding_divide`); only the frequency table floors, by its definition.
 - **Exact matrix products** (`exact_matmul`): the products run as float32 BLAS calls on integer-valued tensors,
   which are exact on any kernel and in any summation order while every partial sum stays below 2^24. Proof of the
   bound: the input is split into chunks of `b` bits (`chunk_bits`: b = 24 - 7 - ceil(log2 K') for blocks of
   K' ≤ 512 inputs), each chunk has |x| ≤ 2^b and each weight |w| ≤ 127 < 2^7, so any partial sum of a block's K'
-  products is at most K' · 2^b · 2^7 ≤ 2^24; the blocks' exact results are added in int64 (checked again at load
-  time and in the tests). Attention products (16-bit by 16-bit, at most `sync_frames`
-  terms) use float64 instead: |q·k| sums stay below 64 · 2^30 = 2^36 and |p·v| sums below 2^15 · 2^15 · 2^15 =
-  2^45, far under float64's 2^53.
+  products is at most K' · 2^b · 2^7 ≤ 2^24; the blocks' results are added in float64 (a few numbers below 2^24:
+  exact) and the chunks recombined in int64 (checked again at load time and in the tests). Attention products
+  (16-bit by 16-bit) use float64 instead: |q·k| sums stay below head_dim · 2^30 and |p·v| sums below
+  positions · 2^15 · 2^15, both far under float64's 2^53 for head_dim and positions ≤ 2^15 (checked at load time).
 - **LayerNorm**: integer mean (`rounding_divide`), integer variance, integer square root (`integer_sqrt`: a float
   estimate corrected by exact integer comparisons, so the result is floor(sqrt) on any machine), then
   `(x - mean) · gain / std + offset` with one rounding division.
@@ -28,7 +28,9 @@ never depends on how an export was computed. Its parts:
   (`frequency_table`), which the range coder uses as exact dyadic probabilities.
 
 The residual stream is an int64 array clipped to ±2^24; every other activation is clipped to 16 bits. With those
-clips no int64 intermediate can overflow (largest: LayerNorm's sum of squares, 256 · 2^50 = 2^58).
+clips no int64 intermediate can overflow: LayerNorm's sum of squares stays below W · 2^50 and its numerator below
+2^25 · 2^31 · 2, a requantisation product below (K · 2^22 + |bias|) · 2^16 < 2^62 (|bias| ≤ 2^40, checked at load
+time), a frequency numerator below 2^16 · 2^20.
 """
 
 from __future__ import annotations
@@ -134,6 +136,8 @@ class IntegerLinear:
         if multiplier.max(initial=0) >= 2**16 or shift.min(initial=1) < 1 or shift.max(initial=0) > 62:
             raise ValueError(f"integer entropy model: {name} requantisation out of range (M < 2^16, 1 <= S <= 62)")
         bias = tensors.get(f"{name}.bias")
+        if bias is not None and int(np.abs(np.asarray(bias, dtype=np.int64)).max(initial=0)) > 2**40:
+            raise ValueError(f"integer entropy model: {name}.bias beyond ±2^40 (requantisation could overflow)")
         bits = chunk_bits(weight.shape[0])
         assert min(weight.shape[0], INNER_BLOCK) * 2**bits * 2**7 <= FLOAT32_EXACT_LIMIT  # the exactness bound
         return cls(weight.astype(np.float32), multiplier, shift,
@@ -265,6 +269,8 @@ class IntegerEntropyModel:
         self.levels, self.codebook_size = scalar("format.levels"), scalar("format.codebook_size")
         self.positions, self.frequency_bits = scalar("format.positions"), scalar("format.frequency_bits")
         self.head_dim = self.width // self.heads
+        if self.head_dim > 2**15 or self.positions > 2**15:
+            raise ValueError("integer entropy model: head_dim and positions must be at most 2^15 (exact attention)")
         self.codebooks = tensors["codebooks"].astype(np.int64)  # [levels, K, D] at the codebook scale
         self.previous_projection = [IntegerLinear.from_tensors(tensors, f"previous_projection.{level}",
                                                                RESIDUAL_LIMIT) for level in range(self.levels)]

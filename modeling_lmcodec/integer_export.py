@@ -25,7 +25,6 @@ from .integer_entropy_model import (
     INTEGER_MODEL_VERSION,
     LOGIT_EXP_BITS,
     LOGIT_FRACTION_BITS,
-    RESIDUAL_LIMIT,
     WEIGHT_LIMIT,
     IntegerEntropyModel,
     exp_table_length,
