@@ -200,6 +200,8 @@ class IntegerLayerNorm:
         """inputs int64 `[M, W]` → `[M, W]`. With W a power of two (the usual case) the two divisions by W are
         shifts: rounding_divide(n, 2^k) = (n + 2^(k-1)) >> k, the same integers with fewer operations."""
         width = inputs.shape[-1]
+        if inputs.shape[0] == 1 and inputs.ndim == 2:  # the receiver's single frame: row statistics as Python ints
+            return self._one_row(inputs, width)
         if width & (width - 1):
             centred = inputs - rounding_divide(inputs.sum(axis=-1, keepdims=True), width)
             variance = rounding_divide((centred * centred).sum(axis=-1, keepdims=True), width) + self.epsilon
@@ -214,6 +216,21 @@ class IntegerLayerNorm:
             variance += width // 2 + self.epsilon * width
             np.right_shift(variance, bits, out=variance)
         normalised = rounding_divide(centred * self.gain, integer_sqrt(variance))
+        normalised += self.offset
+        return clip(normalised, ACTIVATION_LIMIT)
+
+    def _one_row(self, inputs: np.ndarray, width: int) -> np.ndarray:
+        """The same integers as the vector path for one row `[1, W]`, with the mean, variance and square root computed
+        on Python integers (exact, and cheaper than numpy calls on single numbers)."""
+        total = int(inputs.sum())
+        mean = (2 * total + width) // (2 * width)
+        centred = inputs - mean
+        squares = int(np.dot(centred[0], centred[0]))
+        deviation = math.isqrt((2 * squares + width) // (2 * width) + self.epsilon)
+        normalised = centred * self.gain
+        normalised *= 2
+        normalised += deviation
+        normalised //= 2 * deviation
         normalised += self.offset
         return clip(normalised, ACTIVATION_LIMIT)
 
