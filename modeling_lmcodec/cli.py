@@ -213,7 +213,10 @@ def run_info(args) -> int:
     seconds = (header.num_samples if header.num_samples is not None else frames * header.hop_length) / (
         header.model_sampling_rate)
     rows = [
-        ("format", f"LMCodec stream, version {data[4]}, {'entropy-coded' if header.entropy_coded else 'raw codes'}"),
+        ("format", f"LMCodec stream, version {data[4]}, " + {
+            "integer": "entropy-coded with the integer entropy model (decodes on any machine)",
+            "float": "entropy-coded with the float LM (decodes only on the kind of CPU that wrote it)",
+            "none": "raw codes"}[header.entropy_model]),
         ("duration", f"{seconds:.3f} s ({frames} frames of {header.hop_length} samples at "
                      f"{header.model_sampling_rate} Hz; original file {header.original_sampling_rate} Hz)"),
         ("levels", f"{header.num_coarse_quantizers} coarse sent of {header.num_quantizers}, "
@@ -413,6 +416,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("lmcodec: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # output piped into a reader that stopped early (`lmcodec info x.lmc | head -1`)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":
