@@ -445,7 +445,7 @@ def training_corpora(facts: dict | None) -> tuple[list[str], str | None]:
 
 
 # ---------------------------------------------------------------------------------------------------- the card
-def limitations(facts: dict | None, evaluated: bool, corpora: list[str]) -> list[str]:
+def limitations(facts: dict | None, evaluated: bool, corpora: list[str], integer_model: bool = False) -> list[str]:
     items = []
     if facts and (facts.get("data") or facts.get("hardware")):
         compute = ", ".join(one_line(facts[key]) for key in ("hardware",) if facts.get(key))
@@ -468,8 +468,10 @@ def limitations(facts: dict | None, evaluated: bool, corpora: list[str]) -> list
         "Generative decoding: the fine LM invents the detail that was not sent, so decoded speech can differ from the "
         "input in timbre, prosody or even phonetic content. PESQ, STOI and DNSMOS were not designed for generative "
         "codecs and may not match perceived quality; no listening test has been run.",
-        "Exact entropy decoding needs the same torch version and CPU instruction-set family on both sides; otherwise "
-        "the packet checksums fail and decoding stops with an error.",
+        ("Entropy-coded streams decode exactly on any machine (integer entropy model); streams written by releases "
+         "before bitstream format 3 decode only on the kind of CPU that wrote them." if integer_model else
+         "This checkpoint has no integer entropy model: it writes raw codes only (`lmcodec export-integer-lm` adds "
+         "one); entropy-coded streams of older releases decode only on the kind of CPU that wrote them."),
     ]
     if evaluated:
         items.append("Real-time factors were measured on the machine named under Evaluation and change with the "
@@ -590,7 +592,8 @@ def build_model_card(model, results: dict | None, facts: dict | None, *, repo_id
         corpora=corpora,
         unknown_data=unknown,
         cite_librispeech="librispeech" in corpora_keys or bool(evaluation and evaluation["data_attribution"]),
-        limitations=limitations(facts, results is not None, corpora_keys),
+        limitations=limitations(facts, results is not None, corpora_keys,
+                                bool(getattr(config, "integer_entropy_model", False))),
         bitrate_range=bitrate_range(config),
         files=file_list(Path(folder) if folder else None, lmcodec.__version__),
     )
