@@ -5,8 +5,8 @@
 One torch thread. Codes of real speech (default 30 s of LibriSpeech test-other) at the checkpoint's operating point;
 for each model: the receiver's step for all coarse levels of a frame (model only, no range coder), the sender's
 cost per frame (the integer model computes a packet's tables at once), and whole in-process packet coding and
-decoding with constriction (`EntropyCoder` / `IntegerEntropyCoder`). Best of `--repeats` runs; both models are
-timed alternately in the same run, since this machine's speed drifts with other load.
+decoding with constriction (`EntropyCoder` / `IntegerEntropyCoder`). Every job runs once per round, `--repeats`
+rounds, and the ratios are taken within each round, since this machine's speed drifts with other load.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", help="checkpoint folder (default: lmcodec.DEFAULT_CHECKPOINT)")
     parser.add_argument("--speech-dir", default=str(Path(__file__).resolve().parents[1].parent / "shared/data/speech"))
     parser.add_argument("--seconds", type=float, default=30.0)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5, help="rounds (every job once per round)")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     import lmcodec
@@ -105,20 +105,23 @@ def main(argv: list[str] | None = None) -> int:
 
     float_encode, float_decode = coding(lambda: EntropyCoder(lm, books, config.num_quantizers, num_coarse, 2))
     integer_encode, integer_decode = coding(lambda: IntegerEntropyCoder(engine, num_coarse))
-    results = {}
+    jobs = (("float step", float_steps), ("integer step", integer_steps), ("integer sender (batched)", integer_sender),
+            ("float compress", float_encode), ("integer compress", integer_encode),
+            ("float decompress", float_decode), ("integer decompress", integer_decode))
+    rounds = []  # every job once per round, so each float/integer pair sees the same machine load
     with exact_coding(model):
-        for name, function in (("float step", float_steps), ("integer step", integer_steps),
-                               ("integer sender (batched)", integer_sender),
-                               ("float compress", float_encode), ("integer compress", integer_encode),
-                               ("float decompress", float_decode), ("integer decompress", integer_decode)):
-            results[name] = best(function, args.repeats) / frames * 1e3
+        for _ in range(args.repeats):
+            rounds.append({name: best(function, 1) / frames * 1e3 for name, function in jobs})
     print(f"{frames} frames ({frames / config.frame_rate:.0f} s of {source}), {num_coarse} coarse levels, one thread; "
-          f"ms per frame, best of {args.repeats}:")
-    for name, value in results.items():
-        print(f"  {name:26s} {value:7.3f}")
-    print(f"integer / float: receiver's step {results['integer step'] / results['float step']:.2f} (target <= 0.5); "
-          f"compress {results['integer compress'] / results['float compress']:.2f}, decompress "
-          f"{results['integer decompress'] / results['float decompress']:.2f} (range coder included)")
+          f"ms per frame, median of {args.repeats} rounds (min-max):")
+    for name, _ in jobs:
+        values = [round_[name] for round_ in rounds]
+        print(f"  {name:26s} {np.median(values):7.3f}  ({min(values):.3f}-{max(values):.3f})")
+    ratios = {pair: [round_[f"integer {pair}"] / round_[f"float {pair}"] for round_ in rounds]
+              for pair in ("step", "compress", "decompress")}
+    print("integer / float, median of the per-round ratios (min-max): " + "; ".join(
+        f"{pair} {np.median(values):.2f} ({min(values):.2f}-{max(values):.2f})" for pair, values in ratios.items())
+        + " (target for the receiver's step: <= 0.5; compress and decompress include the range coder)")
     return 0
 
 
