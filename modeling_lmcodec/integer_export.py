@@ -73,9 +73,15 @@ class LMCodecIntegerEntropyLM(nn.Module):
         return {name: getattr(self, self._buffer_name(name)).detach().cpu().numpy() for name in self.shapes}
 
     def engine(self) -> IntegerEntropyModel:
+        """The numpy model, built once and reused while the buffers are unchanged (it holds no per-stream state)."""
         if int(self.format__version[0]) == 0:
             raise ValueError("this integer entropy model is empty (never exported)")
-        return IntegerEntropyModel(self.arrays())
+        key = tuple((buffer.data_ptr(), buffer._version) for buffer in self.buffers())
+        cached = self.__dict__.get("_engine")
+        if cached is None or cached[0] != key:
+            cached = (key, IntegerEntropyModel(self.arrays()))
+            self.__dict__["_engine"] = cached
+        return cached[1]
 
 
 # ---------------------------------------------------------------------------------------------------- calibration
