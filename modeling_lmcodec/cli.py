@@ -340,8 +340,9 @@ def build_parser() -> argparse.ArgumentParser:
     decode.add_argument("--partial", action="store_true",
                         help="decode a damaged stream as far as possible (silence until the next sync point)")
     decode.add_argument("--fine-decoding", choices=FINE_DECODINGS,
-                        help="how to fill in the levels that were not sent: sample or greedy (the fine LM) or "
-                             "coarse-only (no fine LM); default: the checkpoint's config.fine_decoding")
+                        help="how to fill in the levels that were not sent: sample, greedy or expected (the fine "
+                             "LM; expected = probability-weighted codebook vectors) or coarse-only (no fine LM); "
+                             "default: the checkpoint's config.fine_decoding")
     decode.add_argument("--sample", dest="fine_decoding", action="store_const", const="sample",
                         help="the same as --fine-decoding sample")
     decode.add_argument("--seed", type=int, help="seed for sampled fine decoding (default 0)")

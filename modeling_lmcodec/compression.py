@@ -272,7 +272,7 @@ class LMCodecStreamDecompressor:
         resumes after damage; sampled fine codes then continue exactly as an undamaged decode would)."""
         self._fine = None if self.fine_decoding == "coarse-only" else self.model.fine_code_generator(
             self.num_coarse, self.header_info.sync_period_frames, do_sample=self.fine_decoding == "sample",
-            seed=self._seed, start_frame=start_frame)
+            seed=self._seed, start_frame=start_frame, expected=self.fine_decoding == "expected")
         self._decoder = self.model.streaming_decoder()
 
     def _check_compatible(self, info: StreamHeader) -> None:
@@ -309,8 +309,11 @@ class LMCodecStreamDecompressor:
     def _synthesize(self, codes: np.ndarray) -> np.ndarray:
         """Coarse codes `[f, Nc]` → fine levels by the fine LM (unless coarse-only) → samples `[f * hop_length]`."""
         coarse = torch.from_numpy(codes.T.copy()).unsqueeze(0)
-        levels = coarse if self._fine is None else self._fine.push(coarse)
-        return self._decoder.push(levels[0]).numpy()
+        if self._fine is None:
+            return self._decoder.push(coarse[0]).numpy()
+        if self.fine_decoding == "expected":  # expected codebook vectors: a latent, not codes
+            return self._decoder.push_latent(self._fine.push_latent(coarse)[1][0]).numpy()
+        return self._decoder.push(self._fine.push(coarse)[0]).numpy()
 
     def _silence(self, frames: int, reason: str) -> np.ndarray:
         if frames <= 0:

@@ -12,7 +12,7 @@ from transformers.configuration_utils import SubConfigSpec
 
 from .frames import ENCODER_BLOCK_FRAMES, frames_to_samples
 
-FINE_DECODINGS = ("sample", "greedy", "coarse-only")  # how a receiver fills in the levels that were not sent
+FINE_DECODINGS = ("sample", "greedy", "expected", "coarse-only")  # how a receiver fills in the levels not sent
 
 
 def small_gpt2_defaults(sync_frames: int) -> dict:
@@ -110,8 +110,10 @@ class LMCodecConfig(PreTrainedConfig):
             can only write raw codes.
         fine_decoding (`str`, *optional*, defaults to `"sample"`):
             How a receiver fills in the levels that were not sent, by default: `"sample"` (the fine LM, sampling with
-            temperature 1 and a fixed seed, so decoding is reproducible), `"greedy"` (the fine LM's most likely codes)
-            or `"coarse-only"` (no fine LM: the decoder gets the sent levels alone). It never changes the bits. Sampling
+            temperature 1 and a fixed seed, so decoding is reproducible), `"greedy"` (the fine LM's most likely codes),
+            `"expected"` (each fine level contributes the probability-weighted mean of its codebook vectors, the
+            minimum-squared-error estimate, while the most likely code conditions the next level) or `"coarse-only"`
+            (no fine LM: the decoder gets the sent levels alone). It never changes the bits. Sampling
             measured better than greedy decoding on every metric; a checkpoint whose fine LM does not help yet sets
             `"coarse-only"` (see its model card).
         fine_lm_config (`GPT2Config` or `dict`, *optional*):

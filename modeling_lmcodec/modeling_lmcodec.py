@@ -284,7 +284,8 @@ class LMCodecModel(LMCodecPreTrainedModel):
 
     def fine_code_generator(self, num_coarse_quantizers: int, sync_frames: int | None = None, do_sample: bool = False,
                             temperature: float = 1.0, top_k: int | None = None,
-                            generator: torch.Generator | None = None, seed: int | None = None, start_frame: int = 0):
+                            generator: torch.Generator | None = None, seed: int | None = None, start_frame: int = 0,
+                            expected: bool = False):
         """A stateful generator: `push(coarse [B, Nc, f]) -> all levels [B, Nq, f]`, resetting at sync points
         (sampling restarts from `seed + sync period index` there when `seed` is given; see `FineCodeGenerator`)."""
         from .fine_generation import FineCodeGenerator
@@ -293,7 +294,7 @@ class LMCodecModel(LMCodecPreTrainedModel):
             self.fine_lm, self.quantizer.codebooks, self.config.num_quantizers,
             self._check_num_coarse(num_coarse_quantizers), sync_frames or self.config.sync_frames,
             do_sample=do_sample, temperature=temperature, top_k=top_k, generator=generator, seed=seed,
-            start_frame=start_frame,
+            start_frame=start_frame, expected=expected,
         )
 
     @torch.no_grad()

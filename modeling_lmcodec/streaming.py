@@ -87,6 +87,10 @@ class LMCodecStreamingDecoder:
         if codes.dim() != 2:
             raise LMCodecError(f"push() takes codes of shape [levels, frames], got {tuple(codes.shape)}.")
         self.model._check_audio_codes(codes.unsqueeze(0))
-        latent = self.model.quantizer.decode(codes.unsqueeze(0).to(self.model.device))
-        samples, self._state = self.model.decode_latent(latent, self._state)
+        return self.push_latent(self.model.quantizer.decode(codes.unsqueeze(0).to(self.model.device))[0])
+
+    @torch.no_grad()
+    def push_latent(self, latent: torch.Tensor) -> torch.Tensor:
+        """Decode a quantized latent `[f, D]` (e.g. with expected fine levels) into `f * hop_length` samples."""
+        samples, self._state = self.model.decode_latent(latent.unsqueeze(0).to(self.model.device), self._state)
         return samples[0].clamp(-1.0, 1.0)

@@ -217,3 +217,35 @@ def test_decoding_in_processes_with_different_thread_counts_is_identical(tiny_mo
                        env={**os.environ, "HF_HUB_OFFLINE": "1"})
         outputs.append(np.load(out))
     assert np.array_equal(outputs[0], outputs[1])
+
+
+def test_expected_fine_decoding_uses_the_probability_weighted_codebook_vectors(tiny_model):
+    """`fine_decoding="expected"`: each fine level adds Σ_k p_k · codebook[level, k] under the fine LM (the greedy code
+    conditions the next level); checked against a direct computation, and streaming equals offline."""
+    audio = speech_like(0.9, seed=6)
+    data = tiny_model.compress(audio)
+    decoded, _ = tiny_model.decompress(data, fine_decoding="expected")
+    coarse = coarse_codes_of(tiny_model, audio, 2).unsqueeze(0)  # [1, Nc, F]
+    lm, books, config = tiny_model.fine_lm, tiny_model.quantizer.codebooks, tiny_model.config
+    latent = tiny_model.quantizer.decode(coarse)  # [1, F, D]
+    with torch.no_grad():
+        state, previous = lm.start(), None
+        for frame in range(coarse.shape[-1]):
+            if frame % config.sync_frames == 0:
+                state = lm.start()
+            codes = torch.zeros(1, config.num_quantizers, dtype=torch.long)
+            codes[:, :2] = coarse[:, :, frame]
+            conditioned = lm.step(state, codes, 2, books)
+            for level in range(2, config.num_quantizers):
+                logits = lm.level_logits(conditioned, level)
+                latent[:, frame] += torch.softmax(logits, -1) @ books[level]
+                codes[:, level] = logits.argmax(-1)
+                conditioned = lm.condition(conditioned, level, codes[:, level], books)
+            lm.finish_frame(state, codes)
+        expected = tiny_model.decode_latent(latent)[0].clamp(-1, 1)[0, : len(audio)].numpy()
+    np.testing.assert_allclose(decoded, expected, atol=1e-5)
+    greedy, _ = tiny_model.decompress(data, fine_decoding="greedy")
+    assert not np.allclose(decoded, greedy, atol=1e-4)  # it is not the greedy codes' audio
+    decompressor = tiny_model.stream_decompressor(data[: bitstream.HEADER_SIZE], fine_decoding="expected")
+    live = np.concatenate([decompressor.push(data[i : i + 11]) for i in range(bitstream.HEADER_SIZE, len(data), 11)])
+    np.testing.assert_allclose(live[: len(decoded)], decoded, atol=1e-5)

@@ -92,8 +92,9 @@ def test_folder_end_to_end_without_reference_codecs(tmp_path, speech_folder, che
     assert [item["name"] for item in results["utterances"]] == ["first", "second"]
 
     rows = rows_by_slug(results)
-    assert list(rows) == ["original", "lmcodec-nc2", "lmcodec-nc2-greedy", "lmcodec-nc2-coarse-only", "lmcodec-nc3",
-                          "lmcodec-nc3-greedy", "lmcodec-nc3-coarse-only", "lmcodec-all-levels"]
+    assert list(rows) == ["original", "lmcodec-nc2", "lmcodec-nc2-greedy", "lmcodec-nc2-expected",
+                          "lmcodec-nc2-coarse-only", "lmcodec-nc3", "lmcodec-nc3-greedy", "lmcodec-nc3-expected",
+                          "lmcodec-nc3-coarse-only", "lmcodec-all-levels"]
     for levels in (2, 3):
         sent, ablation = rows[f"lmcodec-nc{levels}"], rows[f"lmcodec-nc{levels}-coarse-only"]
         # all bytes counted: the header alone (41 B per file) is worth ~0.09 kbps here, above the raw codes' rate

@@ -10,7 +10,8 @@ original with PESQ-WB, STOI, DNSMOS (SIG / BAK / OVRL), mel distance and SI-SDR 
   counts every byte of the coded file (header and packet framing included); the same audio is also compressed
   without entropy coding (raw 10-bit codes) to report that file's kbps too. Both files decode to the same audio.
 - ``fine-decodings`` (ablation): the LMCodec stream of each operating point decoded with each fine-LM decoding that
-  is not the checkpoint's default (`sample`, `greedy`), to measure which sounds better; same bytes, same kbps.
+  is not the checkpoint's default (`sample`, `greedy`, `expected`), to measure which sounds better; same bytes, same
+  kbps.
 - ``coarse-only`` (ablation): the same Nc coarse levels decoded by the codec alone, without the fine LM. It carries
   the same bits as the LMCodec row of that Nc, so it is given that row's kbps.
 - ``all-levels`` (upper bound): all Nq levels decoded, i.e. a perfect fine LM. Its kbps is nominal (raw codes of
@@ -50,6 +51,7 @@ from .reference_codecs import FAMILIES, SAMPLING_RATE, CodedAudio, ReferenceCode
 SYSTEM_GROUPS = ("lmcodec", "fine-decodings", "coarse-only", "all-levels", *FAMILIES)
 DECODING_TEXT = {"sample": "fine codes sampled by the fine LM (temperature 1, seed 0)",
                  "greedy": "the fine LM's most likely (greedy) fine codes",
+                 "expected": "each fine level's probability-weighted mean codebook vector under the fine LM",
                  "coarse-only": "no fine LM: the decoder gets the sent levels alone"}
 METRIC_MODULES = ("pesq", "stoi", "dnsmos", "mel_distance", "si_sdr")
 # (key in results.json, label, higher is better), in table order.
@@ -135,10 +137,11 @@ def lmcodec_systems(model, groups: set[str]) -> list[System]:
                 "decompress, all bytes counted",
                 partial(code_lmcodec, model, levels), nominal, levels))
         if "fine-decodings" in groups:
-            for decoding in ("sample", "greedy"):
+            for decoding in ("sample", "greedy", "expected"):
                 if decoding != config.fine_decoding:
                     systems.append(System(
-                        f"LMCodec Nc={levels}, {decoding} fine codes", f"lmcodec-nc{levels}-{decoding}", "ablation",
+                        f"LMCodec Nc={levels}, {decoding} fine codes" if decoding != "expected" else
+                        f"LMCodec Nc={levels}, expected fine vectors", f"lmcodec-nc{levels}-{decoding}", "ablation",
                         f"ablation: the same stream decoded with {DECODING_TEXT[decoding]}",
                         partial(code_lmcodec, model, levels, fine_decoding=decoding), nominal, levels))
         if "coarse-only" in groups and config.fine_decoding != "coarse-only":  # else the LMCodec row is this
