@@ -64,11 +64,16 @@ NO_INTEGER_MODEL_HINT = ("this checkpoint has no integer entropy model; export o
                          "(entropy_coding=False, lmcodec encode --no-entropy)")
 
 
-def integer_entropy_coder(model, num_coarse: int, format_version: int = FORMAT_VERSION) -> IntegerEntropyCoder:
-    """The version-3 coder of `model` (LMCodecError naming the fix when the checkpoint has no integer model)."""
-    if model.integer_entropy_lm is None:
-        raise LMCodecError(f"entropy coding needs the integer entropy model: {NO_INTEGER_MODEL_HINT}.")
-    return IntegerEntropyCoder(model.integer_entropy_lm.engine(), num_coarse, format_version)
+def entropy_coder_for(model, num_coarse: int, format_version: int = FORMAT_VERSION):
+    """The range coder of a stream of `format_version`: the integer model's (version 3; LMCodecError naming the fix
+    when the checkpoint has none) or the float LM's (versions 1-2, exact only on the same kind of machine)."""
+    if format_version >= FIRST_INTEGER_MODEL_VERSION:
+        if model.integer_entropy_lm is None:
+            raise LMCodecError(f"entropy coding needs the integer entropy model: {NO_INTEGER_MODEL_HINT}.")
+        return IntegerEntropyCoder(model.integer_entropy_lm.engine(), num_coarse, format_version)
+    align_weights(model)  # exact float decoding needs the same weight alignment on both sides (see entropy_coding)
+    return EntropyCoder(model.entropy_lm, model.quantizer.codebooks, model.config.num_quantizers, num_coarse,
+                        format_version)
 
 
 def _resampler(from_rate: int, to_rate: int):
@@ -147,13 +152,7 @@ class LMCodecStreamCompressor:
         )
         self._resampler = _resampler(sampling_rate, config.sampling_rate)
         self._encoder = model.streaming_encoder(num_quantizers=self.num_coarse)
-        self._coder = None
-        if entropy_coding and format_version >= FIRST_INTEGER_MODEL_VERSION:
-            self._coder = integer_entropy_coder(model, self.num_coarse, format_version)
-        elif entropy_coding:
-            align_weights(model)  # exact float decoding needs the same weight alignment on both sides
-            self._coder = EntropyCoder(model.entropy_lm, model.quantizer.codebooks, config.num_quantizers,
-                                       self.num_coarse, format_version)
+        self._coder = entropy_coder_for(model, self.num_coarse, format_version) if entropy_coding else None
         self._pending = np.zeros((0, self.num_coarse), dtype=np.int64)
         self.report = CodingReport()
         self._header_sent = False
@@ -249,13 +248,7 @@ class LMCodecStreamDecompressor:
         info = self.header_info
         self.num_coarse = info.num_coarse_quantizers
         self._reader = PacketReader()
-        self._coder = None
-        if info.entropy_model == "integer":
-            self._coder = integer_entropy_coder(model, self.num_coarse, info.format_version)
-        elif info.entropy_model == "float":  # versions 1-2: only where the float arithmetic matches the sender's
-            align_weights(model)  # the sender's alignment (see entropy_coding)
-            self._coder = EntropyCoder(model.entropy_lm, model.quantizer.codebooks, info.num_quantizers,
-                                       self.num_coarse, info.format_version)
+        self._coder = entropy_coder_for(model, self.num_coarse, info.format_version) if info.entropy_coded else None
         self.fine_decoding = resolve_fine_decoding(model.config, do_sample, fine_decoding)
         self._seed = 0 if seed is None else seed  # sampled decoding is reproducible by default
         self._restart_receiver()
