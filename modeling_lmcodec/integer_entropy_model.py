@@ -72,21 +72,15 @@ def clip(values: np.ndarray, limit: int) -> np.ndarray:
     return np.minimum(values, limit, out=values)
 
 
-def requantize(accumulator: np.ndarray, multiplier, shift, limit: int) -> np.ndarray:
-    """(acc · M + 2^(S-1)) >> S, clipped to ±limit. acc int64 `[..., N]`, M and S int64 `[N]` (or scalars); S ≥ 1.
+def requantize(accumulator: np.ndarray, multiplier, shift, limit: int, half=None) -> np.ndarray:
+    """(acc · M + 2^(S-1)) >> S, clipped to ±limit, in place. acc int64 `[..., N]`; M and S int64 `[N]` or Python
+    ints, S ≥ 1; `half` = 2^(S-1) when the caller has it precomputed.
 
     `>>` on int64 is numpy's `right_shift`, an arithmetic shift (floor division by 2^S) with every compiler numpy
     is built with (C++20 makes it the rule); the cross-architecture test checks it."""
-    scaled = accumulator * multiplier
-    scaled += np.left_shift(1, shift - 1)
-    return clip(np.right_shift(scaled, shift, out=scaled), limit)
-
-
-def requantize_linear(accumulator: np.ndarray, linear: "IntegerLinear") -> np.ndarray:
-    """`requantize` with a linear layer's precomputed rounding offsets (the hot path)."""
-    accumulator *= linear.multiplier
-    accumulator += linear.half
-    return clip(np.right_shift(accumulator, linear.shift, out=accumulator), linear.limit)
+    accumulator *= multiplier
+    accumulator += np.left_shift(1, shift - 1) if half is None else half
+    return clip(np.right_shift(accumulator, shift, out=accumulator), limit)
 
 
 def integer_sqrt(values: np.ndarray) -> np.ndarray:
@@ -151,7 +145,7 @@ class IntegerLinear:
         return accumulator
 
     def __call__(self, inputs: np.ndarray) -> np.ndarray:
-        return requantize_linear(self.accumulate(inputs), self)
+        return requantize(self.accumulate(inputs), self.multiplier, self.shift, self.limit, self.half)
 
 
 def exact_matmul(inputs: np.ndarray, weight: np.ndarray, bits: int) -> np.ndarray:
@@ -170,7 +164,10 @@ def exact_matmul(inputs: np.ndarray, weight: np.ndarray, bits: int) -> np.ndarra
         np.bitwise_and(np.right_shift(inputs, bits * index), mask, out=stacked[index], casting="unsafe")
     np.right_shift(inputs, bits * (count - 1), out=stacked[count - 1], casting="unsafe")
     flat = stacked.reshape(count * rows, inner)  # one matrix product: the weights are read once
-    partial = flat[:, :INNER_BLOCK] @ weight[:INNER_BLOCK]  # [count * M, N], every entry exact
+    if inner <= INNER_BLOCK:
+        partial = flat @ weight  # [count * M, N], every entry exact
+    else:
+        partial = flat[:, :INNER_BLOCK] @ weight[:INNER_BLOCK]
     for start in range(INNER_BLOCK, inner, INNER_BLOCK):
         block = flat[:, start : start + INNER_BLOCK] @ weight[start : start + INNER_BLOCK]
         partial = partial.astype(np.float64) + block  # block sums below 2^24 each: exact in float64
@@ -304,8 +301,8 @@ class IntegerEntropyModel:
             self.blocks.append({
                 "ln_1": IntegerLayerNorm.from_tensors(tensors, f"{name}.ln_1"),
                 "qkv": IntegerLinear.from_tensors(tensors, f"{name}.attn.c_attn", ACTIVATION_LIMIT),
-                "score_multiplier": np.int64(scalar(f"{name}.attn.score.multiplier")),
-                "score_shift": np.int64(scalar(f"{name}.attn.score.shift")),
+                "score_multiplier": scalar(f"{name}.attn.score.multiplier"),
+                "score_shift": scalar(f"{name}.attn.score.shift"),
                 "attention_out": IntegerLinear.from_tensors(tensors, f"{name}.attn.c_proj", RESIDUAL_LIMIT),
                 "ln_2": IntegerLayerNorm.from_tensors(tensors, f"{name}.ln_2"),
                 "fc": IntegerLinear.from_tensors(tensors, f"{name}.mlp.c_fc", ACTIVATION_LIMIT),
