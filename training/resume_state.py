@@ -7,7 +7,7 @@ A codec checkpoint (`train_codec.py`, Accelerate state) is ~117 MB without its `
 float32, including the fine and entropy LMs, which codec training never updates, and Adam's two moments of every
 codec weight. Packing drops the LM weights (the codec trainer does not read them: unpacking refills them from a
 freshly initialised model) and stores Adam's moments in bfloat16 (the model weights, codebooks, discriminator, RNG
-states and data position stay exact), ~49 MB in all, every file under 50 MB. A resumed run therefore continues the
+states and data position stay exact), ~53 MB in all, every file under 50 MB. A resumed run therefore continues the
 same schedule and data order with the optimizer moments rounded to 8 significant bits: close to, not bit-identical
 with, an uninterrupted run.
 """
