@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .frame_lm import level_roles
 from .integer_entropy_model import (
     ACTIVATION_LIMIT,
     ATTENTION_EXP_BITS,
@@ -104,8 +105,6 @@ def float_reference(lm, codebooks: torch.Tensor, codes: torch.Tensor, num_coarse
     ranges = _Ranges() if ranges is None else ranges
     batch, levels, frames = codes.shape
     count = torch.full((batch,), num_coarse, dtype=torch.long)
-    from .frame_lm import level_roles
-
     roles = level_roles(lm.target, count, levels)
     vectors = lm._code_vectors(codes.transpose(1, 2), codebooks)  # [B, F, Nq, D]
     previous = torch.cat([torch.zeros_like(vectors[:, :1]), vectors[:, :-1]], dim=1)
