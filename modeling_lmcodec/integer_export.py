@@ -135,8 +135,8 @@ def float_reference(lm, codebooks: torch.Tensor, codes: torch.Tensor, num_coarse
         inner = ranges.record("depth_gelu_in", lm.depth_mlp[0](normed))
         activation = ranges.record("depth_gelu_out", lm.depth_mlp[1](inner))
         deep = ranges.record("conditioned", conditioned + lm.depth_mlp[2](activation))
-        query = ranges.record(f"head_query.{level}", lm.head_norm(deep) @ lm.head_queries[level])
-        ranges.record("head_norm", lm.head_norm(deep))
+        head_input = ranges.record("head_norm", lm.head_norm(deep))
+        query = ranges.record(f"head_query.{level}", head_input @ lm.head_queries[level])
         logits.append(query @ lm.head_codes[level].t() + lm.head_bias[level])
         if lm.depth:
             conditioned = conditioned + vectors[:, :, level] @ lm.depth_projection[level]
