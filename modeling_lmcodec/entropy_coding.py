@@ -129,10 +129,9 @@ class _RangeCodedPayloads:
         padded = payload + b"\x00" * (-len(payload) % 4)
         return constriction.stream.queue.RangeDecoder(np.frombuffer(padded, dtype=self.word_order).astype(np.uint32))
 
-    @staticmethod
-    def _decode_one(decoder, family, probabilities: np.ndarray) -> int:
+    def _decode_one(self, decoder, probabilities: np.ndarray) -> int:
         try:
-            return int(decoder.decode(family, probabilities)[0])
+            return int(decoder.decode(self.family, probabilities)[0])
         except CODER_ERRORS as error:
             raise StreamMismatchError(
                 f"range decoder failed ({type(error).__name__}): the stream is damaged or was made by another "
@@ -182,7 +181,7 @@ class IntegerEntropyCoder(_RangeCodedPayloads):
             conditioned = self.model.step(self.state, self.num_coarse)
             for level in range(self.num_coarse):
                 frequencies = self.model.level_frequencies(conditioned, level)
-                out[frame, level] = self._decode_one(decoder, self.family, self.probabilities(frequencies))
+                out[frame, level] = self._decode_one(decoder, self.probabilities(frequencies))
                 if level + 1 < self.num_coarse:
                     conditioned = self.model.condition(conditioned, level, out[frame, level : level + 1])
             self.model.finish_frame(self.state, out[frame])
@@ -234,17 +233,16 @@ class EntropyCoder(_RangeCodedPayloads):
                 return symbols[-1]
 
             self._frame(remember)
-        if not symbols:
-            return b"\x00"
         information = self.information_bits - information_before
-        return self._payload(np.asarray(symbols, dtype=np.int32), np.stack(models), int(information // 8) * 8)
+        models = np.stack(models) if models else np.zeros((0, 0), dtype=np.float32)
+        return self._payload(np.asarray(symbols, dtype=np.int32), models, int(information // 8) * 8)
 
     def decode_frames(self, payload: bytes, frames: int) -> np.ndarray:
         """One packet's payload → coarse codes `[frames, Nc]`."""
         decoder = self._decoder(payload)
 
         def read(probabilities, level):
-            return self._decode_one(decoder, self.family, probabilities)
+            return self._decode_one(decoder, probabilities)
 
         return np.stack([self._frame(read).numpy() for _ in range(frames)]) if frames else np.zeros(
             (0, self.num_coarse), dtype=np.int64
