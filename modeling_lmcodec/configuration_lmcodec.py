@@ -77,6 +77,10 @@ class LMCodecConfig(PreTrainedConfig):
         quantizer_dropout (`float`, *optional*, defaults to 0.5):
             Training only: probability that an example is reconstructed from a random number of levels
             (1 to `num_quantizers`) instead of all of them, so one model serves every number of levels.
+        quantizer_dropout_operating_point_prob (`float`, *optional*, defaults to 0.0):
+            Training only: of the examples that quantizer dropout shortens, the fraction reconstructed from one of
+            the `operating_points` level counts (drawn uniformly among them) instead of a uniform draw from 1 to
+            `num_quantizers`, so the decoder trains more on what a receiver gets without the fine LM.
         codebook_ema_decay (`float`, *optional*, defaults to 0.99):
             Decay of the exponential moving averages that update the codebooks.
         codebook_dead_threshold (`float`, *optional*, defaults to 0.5):
@@ -158,6 +162,7 @@ class LMCodecConfig(PreTrainedConfig):
     codebook_size: int = 1024
     num_coarse_quantizers: int = 3
     quantizer_dropout: float = 0.5
+    quantizer_dropout_operating_point_prob: float = 0.0
     codebook_ema_decay: float = 0.99
     codebook_dead_threshold: float = 0.5
     commitment_loss_weight: float = 1.0
@@ -232,6 +237,9 @@ class LMCodecConfig(PreTrainedConfig):
             )
         if not 0.0 <= self.quantizer_dropout <= 1.0:
             raise ValueError(f"LMCodecConfig.quantizer_dropout must be in [0, 1], got {self.quantizer_dropout}.")
+        if not 0.0 <= self.quantizer_dropout_operating_point_prob <= 1.0:
+            raise ValueError("LMCodecConfig.quantizer_dropout_operating_point_prob must be in [0, 1], got "
+                             f"{self.quantizer_dropout_operating_point_prob}.")
         if self.fine_decoding not in FINE_DECODINGS:
             raise ValueError(f"LMCodecConfig.fine_decoding must be one of {', '.join(FINE_DECODINGS)}, got "
                              f"{self.fine_decoding!r}.")

@@ -71,6 +71,8 @@ class LMCodecResidualVectorQuantizer(nn.Module):
         self.decay = config.codebook_ema_decay
         self.dead_threshold = config.codebook_dead_threshold
         self.dropout = config.quantizer_dropout
+        self.operating_point_prob = config.quantizer_dropout_operating_point_prob
+        self.operating_points = tuple(config.operating_points)
         shape = (self.num_quantizers, self.codebook_size)
         self.register_buffer("codebooks", torch.zeros(*shape, self.codebook_dim))
         self.register_buffer("ema_counts", torch.zeros(shape))
@@ -123,7 +125,7 @@ class LMCodecResidualVectorQuantizer(nn.Module):
         """Training pass. latent: `[B, F, D]`, frame_mask: `[B, F]` (1 = real audio) → `QuantizerOutput`.
 
         In training mode the codebooks are updated (EMA) from the unmasked frames, and each example is, with
-        probability `quantizer_dropout`, reconstructed from only its first n ~ U{1..Nq} levels.
+        probability `quantizer_dropout`, reconstructed from only its first n levels (`dropout_levels`).
         """
         with torch.autocast(device_type=latent.device.type, enabled=False):  # codes and EMA sums in float32
             return self._quantize_for_training(latent.float(), frame_mask)
@@ -136,8 +138,7 @@ class LMCodecResidualVectorQuantizer(nn.Module):
         levels_used = torch.full((batch,), self.num_quantizers, device=latent.device)
         if self.training and self.dropout > 0:
             drop = torch.rand(batch, device=latent.device) < self.dropout
-            random_levels = torch.randint(1, self.num_quantizers + 1, (batch,), device=latent.device)
-            levels_used = torch.where(drop, random_levels, levels_used)
+            levels_used = torch.where(drop, self.dropout_levels(batch, latent.device), levels_used)
 
         residual = latent.reshape(-1, dim)
         quantized = torch.zeros_like(residual)
@@ -156,6 +157,17 @@ class LMCodecResidualVectorQuantizer(nn.Module):
         straight_through = flat_latent + (quantized - flat_latent).detach()
         codes = torch.stack(codes, dim=0).reshape(self.num_quantizers, batch, frames).transpose(0, 1)
         return QuantizerOutput(straight_through.reshape(batch, frames, dim), codes, commitment / self.num_quantizers)
+
+    def dropout_levels(self, batch: int, device: torch.device) -> torch.Tensor:
+        """Level counts `[batch]` for examples shortened by quantizer dropout: uniform over 1..Nq, except that a
+        fraction `quantizer_dropout_operating_point_prob` is drawn uniformly from the operating points."""
+        levels = torch.randint(1, self.num_quantizers + 1, (batch,), device=device)
+        if self.operating_point_prob > 0:
+            at_point = torch.rand(batch, device=device) < self.operating_point_prob
+            points = torch.tensor(self.operating_points, device=device)
+            points = points[torch.randint(len(points), (batch,), device=device)]
+            levels = torch.where(at_point, points, levels)
+        return levels
 
     @torch.no_grad()
     def _update_codebook(self, level: int, vectors: torch.Tensor) -> None:

@@ -29,6 +29,7 @@ def test_defaults_describe_the_paper_operating_points():
         ("stft_window_length", 400, "stft_window_length must be twice stft_hop_length"),
         ("hidden_size", 0, "hidden_size must be a positive integer"),
         ("quantizer_dropout", 1.5, r"quantizer_dropout must be in \[0, 1\]"),
+        ("quantizer_dropout_operating_point_prob", -0.1, r"quantizer_dropout_operating_point_prob must be in \[0, 1\]"),
         ("codebook_ema_decay", 1.0, r"codebook_ema_decay must be in \(0, 1\)"),
         ("num_decoder_stft_layers", -1, "num_decoder_stft_layers must be >= 0"),
         ("mel_loss_weight", -1.0, "mel_loss_weight must be >= 0"),

@@ -239,3 +239,19 @@ def test_training_forward_under_bfloat16_autocast():
         output = model(as_input(speech_like(0.5)))
     assert torch.isfinite(output.loss) and model.quantizer.codebooks.dtype == torch.float32
     assert model.quantizer.initialized.all()
+
+
+@pytest.mark.parametrize("operating_point_prob", [0.0, 0.5, 1.0])
+def test_quantizer_dropout_favours_the_operating_points_as_configured(operating_point_prob):
+    config = tiny_config(quantizer_dropout_operating_point_prob=operating_point_prob)
+    quantizer = lmcodec.LMCodecModel(config).quantizer
+    torch.manual_seed(0)
+    levels = quantizer.dropout_levels(20000, torch.device("cpu"))
+    assert levels.min() >= 1 and levels.max() <= config.num_quantizers
+    at_points = torch.isin(levels, torch.tensor(config.operating_points)).float().mean().item()
+    uniform_share = len(config.operating_points) / config.num_quantizers
+    expected = operating_point_prob + (1 - operating_point_prob) * uniform_share
+    assert abs(at_points - expected) < 0.015, (at_points, expected)
+    for point in config.operating_points:  # the operating points share their draws evenly
+        share = (levels == point).float().mean().item()
+        assert abs(share - expected / len(config.operating_points)) < 0.015
