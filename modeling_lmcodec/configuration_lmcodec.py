@@ -63,6 +63,14 @@ class LMCodecConfig(PreTrainedConfig):
             frame, 50% overlap-add of unwindowed-segment spectra (the original head). 4: two spectra per STFT frame
             at a hop of `stft_window_length / 4`, weighted overlap-add of Hann-windowed spectra (smoother output,
             same latency, a slightly larger output projection).
+        num_harmonics (`int`, *optional*, defaults to 0):
+            Sinusoids of the decoder's harmonic branch (0: none). The branch predicts f0, voicing and a spectral
+            envelope per STFT frame and adds `num_harmonics` phase-continuous harmonics of f0 to the iSTFT head's
+            output (see `harmonic_head.py`); f0 and voicing train against YIN targets of the input.
+        pitch_loss_weight (`float`, *optional*, defaults to 1.0):
+            Weight of the harmonic branch's f0 loss (mean absolute error in octaves over voiced frames).
+        voicing_loss_weight (`float`, *optional*, defaults to 0.2):
+            Weight of the harmonic branch's voicing loss (binary cross-entropy against YIN's voiced flag).
         layer_norm_eps (`float`, *optional*, defaults to 1e-6):
             Epsilon of the layer norms.
         codebook_dim (`int`, *optional*, defaults to 64):
@@ -156,6 +164,9 @@ class LMCodecConfig(PreTrainedConfig):
     num_decoder_frame_layers: int = 4
     num_decoder_stft_layers: int = 4
     decoder_head_overlap: int = 2
+    num_harmonics: int = 0
+    pitch_loss_weight: float = 1.0
+    voicing_loss_weight: float = 0.2
     layer_norm_eps: float = 1e-6
     codebook_dim: int = 64
     num_quantizers: int = 12
@@ -204,7 +215,7 @@ class LMCodecConfig(PreTrainedConfig):
             "codebook_size",
             "num_coarse_quantizers",
         )
-        integers = positive + ("num_encoder_stft_layers", "num_encoder_frame_layers", "num_decoder_frame_layers",
+        integers = positive + ("num_harmonics", "num_encoder_stft_layers", "num_encoder_frame_layers", "num_decoder_frame_layers",
                                "num_decoder_stft_layers", "stft_window_length")
         for name in integers:
             value = getattr(self, name)
@@ -213,7 +224,7 @@ class LMCodecConfig(PreTrainedConfig):
         for name in positive:
             if getattr(self, name) <= 0:
                 raise ValueError(f"LMCodecConfig.{name} must be a positive integer, got {getattr(self, name)}.")
-        for name in ("num_encoder_stft_layers", "num_encoder_frame_layers", "num_decoder_frame_layers"):
+        for name in ("num_harmonics", "num_encoder_stft_layers", "num_encoder_frame_layers", "num_decoder_frame_layers"):
             if getattr(self, name) < 0:
                 raise ValueError(f"LMCodecConfig.{name} must be >= 0, got {getattr(self, name)}.")
         if self.num_decoder_stft_layers < 0:
@@ -245,7 +256,8 @@ class LMCodecConfig(PreTrainedConfig):
                              f"{self.fine_decoding!r}.")
         if not 0.0 < self.codebook_ema_decay < 1.0:
             raise ValueError(f"LMCodecConfig.codebook_ema_decay must be in (0, 1), got {self.codebook_ema_decay}.")
-        for name in ("commitment_loss_weight", "mel_loss_weight", "stft_loss_weight", "phase_loss_weight"):
+        for name in ("commitment_loss_weight", "mel_loss_weight", "stft_loss_weight", "phase_loss_weight",
+                     "pitch_loss_weight", "voicing_loss_weight"):
             if getattr(self, name) < 0:
                 raise ValueError(f"LMCodecConfig.{name} must be >= 0, got {getattr(self, name)}.")
         self._validate_language_models()

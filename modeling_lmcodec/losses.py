@@ -77,3 +77,19 @@ class LMCodecReconstructionLoss(ComputedBuffersMixin, nn.Module):
         parts = {name: value / len(RESOLUTIONS) for name, value in parts.items()}
         total = sum(self.weights[name] * value for name, value in parts.items())
         return total, parts
+
+
+def pitch_losses(f0: torch.Tensor, voicing_logit: torch.Tensor, target, frame_mask: torch.Tensor
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The harmonic head's f0 and voicing logit `[B, n]` against a YIN `PitchTrack` → (pitch loss, voicing loss).
+
+    Pitch: mean |log2 f0 - log2 target| (octaves) over the reliable frames; voicing: binary cross-entropy against
+    YIN's voiced flag over the frames that hold audio (`frame_mask` `[B, n]` > 0)."""
+    valid = frame_mask > 0
+    voiced = target.voiced
+    weight = (target.reliable & valid).float()
+    octaves = (torch.log2(f0) - torch.log2(target.f0.clamp(min=1.0))).abs()
+    pitch = (octaves * weight).sum() / weight.sum().clamp(min=1.0)
+    cross_entropy = nn.functional.binary_cross_entropy_with_logits(voicing_logit, voiced.float(), reduction="none")
+    voicing = (cross_entropy * valid).sum() / valid.sum().clamp(min=1)
+    return pitch, voicing

@@ -22,7 +22,9 @@ from .configuration_lmcodec import LMCodecConfig
 from .frame_lm import ENTROPY, FINE, LMCodecFrameLM
 from .frames import ENCODER_BLOCK_FRAMES, num_frames, padded_length
 from .integer_export import LMCodecIntegerEntropyLM
-from .losses import LMCodecReconstructionLoss
+from .harmonic_head import LMCodecHarmonicHead
+from .losses import LMCodecReconstructionLoss, pitch_losses
+from .pitch import yin_pitch
 from .quantizer import LMCodecResidualVectorQuantizer
 
 
@@ -56,6 +58,8 @@ class LMCodecOutput(ModelOutput):
     reconstruction_loss (`torch.FloatTensor`): weighted sum of `mel_loss`, `stft_loss` and `phase_loss`.
     commitment_loss (`torch.FloatTensor`): mean squared distance between each level's input and its code vector.
     mel_loss, stft_loss, phase_loss (`torch.FloatTensor`): the unweighted reconstruction terms.
+    pitch_loss, voicing_loss (`torch.FloatTensor`, *optional*): the harmonic branch's unweighted f0 and voicing
+        losses against YIN targets of the input (only with `num_harmonics` > 0); included in `loss`.
     audio_codes (`torch.LongTensor` of shape `[batch_size, num_quantizers, num_frames]`): codes of all levels.
     audio_values (`torch.FloatTensor` of shape `[batch_size, 1, num_samples]`): reconstruction (not clipped).
     """
@@ -66,6 +70,8 @@ class LMCodecOutput(ModelOutput):
     mel_loss: torch.FloatTensor | None = None
     stft_loss: torch.FloatTensor | None = None
     phase_loss: torch.FloatTensor | None = None
+    pitch_loss: torch.FloatTensor | None = None
+    voicing_loss: torch.FloatTensor | None = None
     audio_codes: torch.LongTensor | None = None
     audio_values: torch.FloatTensor | None = None
 
@@ -98,7 +104,8 @@ class LMCodecEncoder(nn.Module):
 
 
 class LMCodecDecoder(nn.Module):
-    """Latent → ConvNeXt at 50 Hz → split each frame in two → ConvNeXt at the STFT rate → iSTFT head."""
+    """Latent → ConvNeXt at 50 Hz → split each frame in two → ConvNeXt at the STFT rate → iSTFT head (+ harmonic
+    branch when `num_harmonics` > 0: the two heads' samples are added)."""
 
     def __init__(self, config: LMCodecConfig):
         super().__init__()
@@ -111,16 +118,35 @@ class LMCodecDecoder(nn.Module):
         self.output_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.head = LMCodecISTFTHead(config.hidden_size, config.stft_window_length, config.stft_hop_length,
                                      overlap=config.decoder_head_overlap)
+        self.harmonic_head = None
+        if config.num_harmonics > 0:
+            self.harmonic_head = LMCodecHarmonicHead(config.hidden_size, config.stft_hop_length, config.num_harmonics,
+                                                     config.sampling_rate, config.stft_window_length // 2 + 1)
 
-    def forward(self, latent: torch.Tensor, state: tuple | None = None) -> tuple[torch.Tensor, tuple]:
-        """latent: `[B, n, codebook_dim]` → (samples `[B, n * hop_length]`, state). `state=None` starts a stream."""
-        frame_state, stft_state, head_state = (None, None, None) if state is None else state
+    def hidden_states(self, latent: torch.Tensor, state: tuple | None = None) -> tuple[torch.Tensor, tuple]:
+        """latent: `[B, n, codebook_dim]` → (normalised hidden states `[B, n * upsampling, C]` for the heads, state)."""
+        frame_state, stft_state = (None, None) if state is None else state
         hidden, frame_state = self.frame_layers(self.input_projection(latent), frame_state)
         batch, steps, channels = hidden.shape
         hidden = self.upsample(hidden).reshape(batch, steps * self.upsampling, channels)
         hidden, stft_state = self.stft_layers(hidden, stft_state)
-        samples, head_state = self.head(self.output_norm(hidden), head_state)
-        return samples, (frame_state, stft_state, head_state)
+        return self.output_norm(hidden), (frame_state, stft_state)
+
+    def synthesize(self, hidden: torch.Tensor, state: tuple | None = None) -> tuple[torch.Tensor, tuple]:
+        """Normalised hidden states `[B, m, C]` → (samples `[B, m * stft_hop_length]`, heads' state)."""
+        head_state, harmonic_state = (None, None) if state is None else state
+        samples, head_state = self.head(hidden, head_state)
+        if self.harmonic_head is not None:
+            harmonic, harmonic_state = self.harmonic_head(hidden, harmonic_state)
+            samples = samples + harmonic.to(samples.dtype)
+        return samples, (head_state, harmonic_state)
+
+    def forward(self, latent: torch.Tensor, state: tuple | None = None) -> tuple[torch.Tensor, tuple]:
+        """latent: `[B, n, codebook_dim]` → (samples `[B, n * hop_length]`, state). `state=None` starts a stream."""
+        trunk_state, heads_state = (None, None) if state is None else state
+        hidden, trunk_state = self.hidden_states(latent, trunk_state)
+        samples, heads_state = self.synthesize(hidden, heads_state)
+        return samples, (trunk_state, heads_state)
 
 
 class LMCodecPreTrainedModel(PreTrainedModel):
@@ -415,13 +441,18 @@ class LMCodecModel(LMCodecPreTrainedModel):
         latent, _ = self.encoder(samples)
         frame_mask = self._frame_mask(padding_mask, samples.shape[0], latent.shape[1])
         quantized = self.quantizer(latent, frame_mask)
-        reconstruction, _ = self.decode_latent(quantized.quantized)
+        hidden, _ = self.decoder.hidden_states(quantized.quantized)
+        reconstruction, _ = self.decoder.synthesize(hidden)
         sample_mask = None
         if padding_mask is not None:
             sample_mask = nn.functional.pad(padding_mask, (0, samples.shape[-1] - length)).to(reconstruction.dtype)
             reconstruction = reconstruction * sample_mask
         reconstruction_loss, parts = self.reconstruction_loss(reconstruction, samples)
         loss = reconstruction_loss + self.config.commitment_loss_weight * quantized.commitment_loss
+        pitch_loss = voicing_loss = None
+        if self.decoder.harmonic_head is not None:
+            pitch_loss, voicing_loss = self._pitch_losses(hidden, samples, frame_mask)
+            loss = loss + self.config.pitch_loss_weight * pitch_loss + self.config.voicing_loss_weight * voicing_loss
         output = LMCodecOutput(
             loss=loss,
             reconstruction_loss=reconstruction_loss,
@@ -429,10 +460,24 @@ class LMCodecModel(LMCodecPreTrainedModel):
             mel_loss=parts["mel"],
             stft_loss=parts["stft"],
             phase_loss=parts["phase"],
+            pitch_loss=pitch_loss,
+            voicing_loss=voicing_loss,
             audio_codes=quantized.codes,
             audio_values=reconstruction[:, :length].unsqueeze(1),
         )
         return output.to_tuple() if return_dict is False else output
+
+    def _pitch_losses(self, hidden: torch.Tensor, samples: torch.Tensor, frame_mask: torch.Tensor):
+        """The harmonic head's f0 and voicing at each STFT step against YIN on the input: step j emits samples
+        [hop j, hop (j + 1)), its f0 is the one reached at the step's end, so the target frame is centred there."""
+        hop = self.config.stft_hop_length
+        steps = hidden.shape[1]
+        with torch.no_grad():
+            centers = torch.arange(1, steps + 1, device=samples.device) * hop
+            target = yin_pitch(samples, centers, self.config.sampling_rate)
+        f0, voicing_logit, _ = self.decoder.harmonic_head.parameters_from(hidden)
+        step_mask = frame_mask.repeat_interleave(self.config.frame_downsampling, dim=1)
+        return pitch_losses(f0, voicing_logit, target, step_mask)
 
 
 __all__ = ["LMCodecPreTrainedModel", "LMCodecModel", "LMCodecEncoderOutput", "LMCodecDecoderOutput", "LMCodecOutput"]

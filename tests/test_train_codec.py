@@ -201,3 +201,26 @@ def test_two_processes_stay_identical_and_match_one_process_on_the_combined_batc
     # k-means initialisation on the gathered batch, then two EMA updates from all-reduced statistics.
     for name in ("quantizer.ema_counts", "quantizer.ema_sums", "quantizer.codebooks"):
         torch.testing.assert_close(distributed[name], single[name], rtol=1e-5, atol=1e-5, msg=name)
+
+
+def test_grafting_a_harmonic_branch_onto_a_trained_run_with_its_discriminator(workspace: Path, tmp_path: Path):
+    """Fine-tune path of issue 11: start from a run's export with `num_harmonics` added, and from its discriminator."""
+    first = tmp_path / "first"
+    assert train_codec.main(args_for(workspace, first, "--max_steps", "1", "--save_steps", "1",
+                                     "--discriminators", "mpd")) == 0
+    checkpoint = sorted((first / "checkpoints").glob("checkpoint-*"))[-1]
+    second = tmp_path / "second"
+    assert train_codec.main(args_for(workspace, second, "--max_steps", "1", "--discriminators", "mpd",
+                                     "--model_name_or_path", str(first / "final"),
+                                     "--model_config_overrides", '{"num_harmonics": 8}',
+                                     "--init_discriminator_from", str(checkpoint))) == 0
+    model = lmcodec.LMCodecModel.from_pretrained(second / "final")
+    assert model.config.num_harmonics == 8 and model.decoder.harmonic_head is not None
+    logged = (second / "train_log.jsonl").read_text()
+    assert "train/pitch_loss" in logged and "train/voicing_loss" in logged
+    with pytest.raises(FileNotFoundError, match="init_discriminator_from"):
+        train_codec.main(args_for(workspace, tmp_path / "third", "--max_steps", "1", "--discriminators", "mpd",
+                                  "--init_discriminator_from", str(first)))
+    with pytest.raises(ValueError, match="other discriminators"):
+        train_codec.main(args_for(workspace, tmp_path / "fourth", "--max_steps", "1", "--discriminators", "msstft",
+                                  "--init_discriminator_from", str(checkpoint)))

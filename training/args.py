@@ -144,6 +144,10 @@ class CodecTrainingArguments:
     adversarial_weight: float = field(default=1.0, metadata={"help": "Weight of the generator's adversarial loss."})
     feature_matching_weight: float = field(default=1.0, metadata={"help": "Weight of the feature-matching loss."})
     discriminator_learning_rate: float = field(default=2e-4, metadata={"help": "Discriminators' learning rate."})
+    init_discriminator_from: str | None = field(
+        default=None, metadata={"help": "A checkpoint folder of an earlier run with the same discriminators: start "
+                                        "from its trained discriminator weights (model_1.safetensors) instead of new "
+                                        "ones, e.g. when fine-tuning a changed codec from that run."})
     # diagnostics
     debug_dump_state_dir: str | None = field(
         default=None, metadata={"help": "Write each rank's final model state (params and buffers) to DIR/rank{r}.pt."}

@@ -73,6 +73,21 @@ def build_model(model_args):
     return lmcodec.LMCodecModel(lmcodec.LMCodecConfig.from_dict({**base, **overrides}))
 
 
+def load_discriminator_weights(discriminator: torch.nn.Module, checkpoint: str) -> None:
+    """Copy the trained discriminator of an earlier run's checkpoint folder (Accelerate's `model_1.safetensors`)."""
+    from safetensors.torch import load_file
+
+    path = Path(checkpoint) / "model_1.safetensors"
+    if not path.is_file():
+        raise FileNotFoundError(f"--init_discriminator_from: {path} does not exist; pass a checkpoint folder of a run "
+                                "trained with discriminators (checkpoints/checkpoint-XXXXXXXX).")
+    missing, unexpected = discriminator.load_state_dict(load_file(str(path)), strict=False)
+    if missing or unexpected:
+        raise ValueError(f"--init_discriminator_from: {path} holds other discriminators (missing {len(missing)}, "
+                         f"unexpected {len(unexpected)} tensors); use the same --discriminators and "
+                         "--discriminator_channels as that run.")
+
+
 def freeze_parts(model, freeze: str | list[str]) -> list[torch.nn.Parameter]:
     """Freeze the named codec parts and everything outside the codec (the LMs); return the trainable parameters.
 
@@ -354,6 +369,8 @@ def main(argv: list[str] | None = None) -> int:
     adversarial = bool(args.discriminators)
     if adversarial:
         discriminator = build_discriminator(args.discriminators, args.discriminator_channels)
+        if args.init_discriminator_from:
+            load_discriminator_weights(discriminator, args.init_discriminator_from)
         discriminator_optimizer = torch.optim.AdamW(discriminator.parameters(), lr=args.discriminator_learning_rate,
                                                     betas=(0.5, 0.9))
     loader, eval_items = build_data(data_args, args, rank, world_size)
@@ -432,8 +449,11 @@ def main(argv: list[str] | None = None) -> int:
                         logs["feature_matching_loss"] = logs.get("feature_matching_loss", 0.0) + float(
                             matching_loss.detach()) / args.gradient_accumulation_steps
                 accelerator.backward(loss / args.gradient_accumulation_steps)
-            for name in ("loss", "reconstruction_loss", "commitment_loss", "mel_loss", "stft_loss", "phase_loss"):
-                logs[name] = logs.get(name, 0.0) + float(getattr(output, name).detach()) / args.gradient_accumulation_steps
+            for name in ("loss", "reconstruction_loss", "commitment_loss", "mel_loss", "stft_loss", "phase_loss",
+                         "pitch_loss", "voicing_loss"):
+                if getattr(output, name) is not None:  # pitch and voicing: only with a harmonic branch
+                    logs[name] = logs.get(name, 0.0) + float(getattr(output, name).detach()) / (
+                        args.gradient_accumulation_steps)
         if args.max_grad_norm > 0:
             logs["grad_norm"] = float(accelerator.clip_grad_norm_(trainable, args.max_grad_norm))
         optimizer.step()

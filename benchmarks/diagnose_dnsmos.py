@@ -1,0 +1,103 @@
+"""Where does the codec lose DNSMOS? Phase and magnitude swaps of the iSTFT head's output, scored with DNSMOS P.835,
+PESQ-WB and STOI on the first utterances of librispeech-test-other, beside Codec2 1300.
+
+    OMP_NUM_THREADS=1 python benchmarks/diagnose_dnsmos.py --model DIR [--items 10] [--seconds 8] [--levels 3]
+
+Rows (each decoded from the first `--levels` RVQ levels):
+- codec: the decoder's output (predicted magnitude and phase; plus the harmonic branch if the checkpoint has one);
+- pred_mag+true_phase / true_mag+pred_phase: the head's spectra with one half replaced by the input's (iSTFT head only);
+- codec->GL: the codec output's own STFT magnitude with a new phase from 64 Griffin-Lim iterations (512 / 128): if
+  DNSMOS rose here, the head's phase would be what costs it;
+- original->GL: the same re-phasing of the input (what Griffin-Lim alone costs);
+- codec2-1300, original: the anchors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from diagnose_decoder import head_outputs, synthesize  # noqa: E402
+
+SPEECH = Path(__file__).resolve().parents[2] / "shared" / "data" / "speech" / "librispeech-test-other"
+
+
+def griffin_lim(audio: np.ndarray, iterations: int = 64, n_fft: int = 512, hop: int = 128, seed: int = 0) -> np.ndarray:
+    """`audio` re-synthesised from its own STFT magnitude with a Griffin-Lim phase."""
+    signal = torch.from_numpy(np.asarray(audio, dtype=np.float32))
+    window = torch.hann_window(n_fft)
+    magnitude = torch.stft(signal, n_fft, hop, window=window, return_complex=True).abs()
+    generator = torch.Generator().manual_seed(seed)
+    angle = torch.polar(torch.ones_like(magnitude), 2 * np.pi * torch.rand(magnitude.shape, generator=generator))
+    for _ in range(iterations):
+        estimate = torch.istft(magnitude * angle, n_fft, hop, window=window, length=len(signal))
+        spectrum = torch.stft(estimate, n_fft, hop, window=window, return_complex=True)
+        angle = spectrum / (spectrum.abs() + 1e-8)
+    return torch.istft(magnitude * angle, n_fft, hop, window=window, length=len(signal)).numpy()
+
+
+def main() -> None:
+    import evaluate
+
+    import lmcodec
+    from lmcodec.training import dev_eval
+    from lmcodec.training.data import decode_audio
+    from lmcodec.training.metrics import metric_path
+    from lmcodec.training.reference_codecs import find_reference_codecs
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--model", default=lmcodec.DEFAULT_CHECKPOINT)
+    parser.add_argument("--data", default=str(SPEECH))
+    parser.add_argument("--items", type=int, default=10)
+    parser.add_argument("--seconds", type=float, default=8.0)
+    parser.add_argument("--levels", type=int, default=3)
+    parser.add_argument("--out", default=None, help="also write the table as JSON here")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    model = lmcodec.LMCodecModel.from_pretrained(args.model).eval()
+    files = sorted(Path(args.data).rglob("*.flac"))[: args.items]
+    if not files:
+        raise SystemExit(f"no .flac files under {args.data}")
+    items = [decode_audio(str(path), max_seconds=args.seconds) for path in files]
+    dnsmos = evaluate.load(metric_path("dnsmos"))
+    codec2 = {codec.slug: codec for codec in find_reference_codecs(("codec2",))[0]}.get("codec2-1300")
+    istft_only = model.decoder.harmonic_head is None
+    rows: dict[str, dict[str, list[float]]] = {}
+    for item in items:
+        n = len(item)
+        codes = model.encode(torch.from_numpy(item).view(1, 1, -1), num_quantizers=args.levels).audio_codes
+        decoded = model.decode(codes).audio_values[0, 0, :n].numpy()
+        outputs = {"codec": decoded}
+        if istft_only:
+            log_magnitude, phase, target, _ = head_outputs(model, item, args.levels)
+            head = model.decoder.head
+            outputs["pred_mag+true_phase"] = synthesize(head, torch.polar(log_magnitude.exp(), target.angle()))[:n]
+            outputs["true_mag+pred_phase"] = synthesize(head, torch.polar(target.abs(), phase))[:n]
+        outputs["codec->GL"] = griffin_lim(decoded)
+        outputs["original->GL"] = griffin_lim(item)
+        if codec2 is not None:
+            outputs["codec2-1300"] = codec2.code(item).audio[:n]
+        outputs["original"] = item
+        for name, audio in outputs.items():
+            row = rows.setdefault(name, {"ovrl": [], "sig": [], "bak": [], "pesq": [], "stoi": []})
+            scores = dnsmos.compute(predictions=[audio])
+            for metric in ("ovrl", "sig", "bak"):
+                row[metric].append(scores[metric])
+            row["pesq"].append(dev_eval.pesq_wb(audio, item))
+            row["stoi"].append(dev_eval.stoi(audio, item))
+    table = {name: {metric: float(np.mean(values)) for metric, values in row.items()} for name, row in rows.items()}
+    print(f"{args.model}: {len(items)} utterances x {args.seconds:g} s, {args.levels} levels")
+    for name, scores in table.items():
+        print(f"{name:22s} " + "  ".join(f"{metric} {value:.3f}" for metric, value in scores.items()))
+    if args.out:
+        Path(args.out).write_text(json.dumps({"model": str(args.model), "items": len(items), "table": table}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
