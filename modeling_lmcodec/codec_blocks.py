@@ -7,6 +7,8 @@ up to float rounding. Tensors are channels-last: `[batch, time, channels]`.
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -149,8 +151,10 @@ class LMCodecISTFTHead(ComputedBuffersMixin, nn.Module):
     the head adds no delay either. State: the pending `window - window / overlap` samples.
     """
 
+    NOISE_PHASE_FRAMES = 1024  # period of the pseudo-random phase table of `phase="noise"` (about 10 s at hop 160)
+
     def __init__(self, hidden_size: int, window_length: int, hop_length: int, max_log_magnitude: float = 6.0,
-                 overlap: int = 2):
+                 overlap: int = 2, phase: str = "predicted"):
         super().__init__()
         if overlap < 2 or overlap % 2 or window_length % overlap or window_length != 2 * hop_length:
             raise ValueError(f"overlap must be an even number >= 2 dividing window_length ({window_length}) with "
@@ -162,6 +166,9 @@ class LMCodecISTFTHead(ComputedBuffersMixin, nn.Module):
         self.synthesis_hop = window_length // overlap
         self.num_bins = window_length // 2 + 1
         self.max_log_magnitude = max_log_magnitude
+        if phase not in ("predicted", "noise"):
+            raise ValueError(f"phase must be 'predicted' or 'noise', got {phase!r}.")
+        self.phase = phase
         self.projection = nn.Linear(hidden_size, 2 * self.num_bins * self.frames_per_step)
         self.register_computed_buffers()
 
@@ -169,7 +176,17 @@ class LMCodecISTFTHead(ComputedBuffersMixin, nn.Module):
         window = periodic_hann(self.window_length)
         if self.overlap > 2:  # weighted overlap-add: Hann^2 summed over `overlap` shifts is 3 * overlap / 8
             window = window / (3.0 * self.overlap / 8.0)
-        return {"window": window}
+        buffers = {"window": window}
+        if self.phase == "noise":  # fixed, so decoding is deterministic and streaming equals one-shot decoding
+            generator = torch.Generator().manual_seed(0)
+            buffers["noise_phase"] = (torch.rand(self.NOISE_PHASE_FRAMES, self.num_bins, generator=generator)
+                                      * 2 - 1) * math.pi
+        return buffers
+
+    def noise_phases(self, first_frame: int, count: int) -> torch.Tensor:
+        """The pseudo-random phases `[count, bins]` of synthesis frames first_frame, first_frame + 1, ..."""
+        rows = torch.arange(first_frame, first_frame + count, device=self.noise_phase.device) % self.NOISE_PHASE_FRAMES
+        return self.noise_phase[rows]
 
     def spectra(self, hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """hidden `[B, n, C]` → (log magnitude, phase), each `[B, n * frames_per_step, bins]`."""
@@ -197,7 +214,11 @@ class LMCodecISTFTHead(ComputedBuffersMixin, nn.Module):
             chunks[:, : overlap - 1] += state.reshape(batch, overlap - 1, hop)
         return chunks[:, :count].flatten(1), chunks[:, count:].flatten(1)
 
-    def forward(self, hidden: torch.Tensor, state: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """hidden: `[B, n, C]` → (samples `[B, n * hop]`, new state)."""
+    def forward(self, hidden: torch.Tensor, state: tuple | None = None) -> tuple[torch.Tensor, tuple]:
+        """hidden: `[B, n, C]` → (samples `[B, n * hop]`, new state: (pending overlap-add samples, frames so far))."""
         log_magnitude, phase = self.spectra(hidden)
-        return self.synthesize(torch.polar(torch.exp(log_magnitude), phase), state)
+        pending, first_frame = (None, 0) if state is None else state
+        if self.phase == "noise":  # the head synthesises filtered noise: only its magnitude is predicted
+            phase = self.noise_phases(first_frame, phase.shape[1]).to(phase.dtype).expand_as(phase)
+        samples, pending = self.synthesize(torch.polar(torch.exp(log_magnitude), phase), pending)
+        return samples, (pending, first_frame + phase.shape[1])

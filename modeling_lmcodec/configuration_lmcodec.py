@@ -63,6 +63,10 @@ class LMCodecConfig(PreTrainedConfig):
             frame, 50% overlap-add of unwindowed-segment spectra (the original head). 4: two spectra per STFT frame
             at a hop of `stft_window_length / 4`, weighted overlap-add of Hann-windowed spectra (smoother output,
             same latency, a slightly larger output projection).
+        decoder_phase (`str`, *optional*, defaults to `"predicted"`):
+            Phase of the iSTFT head: `"predicted"` (a phase per frame and bin from the decoder) or `"noise"` (a fixed
+            pseudo-random phase: the head synthesises filtered noise from its predicted magnitude; with
+            `num_harmonics` > 0 the decoder is then a harmonic-plus-noise synthesiser, DDSP-style).
         num_harmonics (`int`, *optional*, defaults to 0):
             Sinusoids of the decoder's harmonic branch (0: none). The branch predicts f0, voicing and a spectral
             envelope per STFT frame and adds `num_harmonics` phase-continuous harmonics of f0 to the iSTFT head's
@@ -164,6 +168,7 @@ class LMCodecConfig(PreTrainedConfig):
     num_decoder_frame_layers: int = 4
     num_decoder_stft_layers: int = 4
     decoder_head_overlap: int = 2
+    decoder_phase: str = "predicted"
     num_harmonics: int = 0
     pitch_loss_weight: float = 1.0
     voicing_loss_weight: float = 0.2
@@ -239,6 +244,8 @@ class LMCodecConfig(PreTrainedConfig):
                 f"LMCodecConfig.stft_window_length must be twice stft_hop_length ({2 * self.stft_hop_length}), "
                 f"got {self.stft_window_length}: the causal overlap-add assumes 50% overlap."
             )
+        if self.decoder_phase not in ("predicted", "noise"):
+            raise ValueError(f"LMCodecConfig.decoder_phase must be 'predicted' or 'noise', got {self.decoder_phase!r}.")
         if self.codebook_size < 2 or self.codebook_size & (self.codebook_size - 1):
             raise ValueError(f"LMCodecConfig.codebook_size must be a power of two >= 2, got {self.codebook_size}.")
         if not 1 <= self.num_coarse_quantizers <= self.num_quantizers:

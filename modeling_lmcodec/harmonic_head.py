@@ -78,9 +78,13 @@ class LMCodecHarmonicHead(nn.Module):
         starts = torch.remainder(phase.unsqueeze(1) + torch.cumsum(advance, dim=1) - advance, 2 * math.pi)
         sample_phase = starts.float().unsqueeze(-1) + within  # [B, n, hop]
         harmonics = torch.arange(1, self.num_harmonics + 1, device=f0.device, dtype=f0.dtype)
-        sample_amplitudes = amplitudes_before.unsqueeze(2) + (amplitudes - amplitudes_before).unsqueeze(2) * ramp.view(
-            1, 1, -1, 1)  # [B, n, hop, K]
-        samples = (sample_amplitudes * torch.sin(sample_phase.unsqueeze(-1) * harmonics)).sum(-1)
+        with torch.no_grad():  # f0 is detached: the sinusoids themselves need no gradient
+            sines = (sample_phase.unsqueeze(-1) * harmonics).sin_()  # [B, n, hop, K]
+        # sum_k (a_before_k + ramp * (a_k - a_before_k)) sin_k, as one batched matmul over the harmonics: the
+        # [B, n, hop, K] amplitude ramp is never materialised
+        weights = torch.stack([amplitudes_before, amplitudes - amplitudes_before], dim=-1)  # [B, n, K, 2]
+        parts = torch.matmul(sines, weights)  # [B, n, hop, 2]
+        samples = parts[..., 0] + ramp * parts[..., 1]
         end_phase = torch.remainder(starts[:, -1] + advance[:, -1], 2 * math.pi)
         return samples.flatten(1), (f0[:, -1], amplitudes[:, -1], end_phase)
 

@@ -117,7 +117,7 @@ class LMCodecDecoder(nn.Module):
         self.stft_layers = LMCodecConvNeXtStack(config.num_decoder_stft_layers, *stack_args)
         self.output_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.head = LMCodecISTFTHead(config.hidden_size, config.stft_window_length, config.stft_hop_length,
-                                     overlap=config.decoder_head_overlap)
+                                     overlap=config.decoder_head_overlap, phase=config.decoder_phase)
         self.harmonic_head = None
         if config.num_harmonics > 0:
             self.harmonic_head = LMCodecHarmonicHead(config.hidden_size, config.stft_hop_length, config.num_harmonics,

@@ -156,3 +156,21 @@ def test_a_trained_checkpoint_grafted_with_a_harmonic_branch_starts_almost_uncha
     assert not torch.equal(before, after)
     # each new harmonic starts at about exp(INITIAL_LOG_AMPLITUDE) (times the voicing, about 0.5)
     assert (before - after).abs().max() < 12 * math.exp(INITIAL_LOG_AMPLITUDE + 0.5)
+
+
+def test_harmonic_plus_noise_decoder_streams_like_one_shot_and_repeats_itself():
+    """decoder_phase="noise": the iSTFT head's phase comes from a fixed table indexed by the frame count, so decoding
+    is deterministic and the streaming decoder (frame by frame) equals one-shot decoding."""
+    torch.manual_seed(0)
+    model = lmcodec.LMCodecModel(tiny_config(num_harmonics=8, decoder_phase="noise")).eval()
+    codes = model.encode(torch.from_numpy(speech_like(0.8)).view(1, 1, -1)).audio_codes
+    one_shot = model.decode(codes).audio_values[0, 0]
+    assert torch.equal(one_shot, model.decode(codes).audio_values[0, 0])
+    decoder = model.streaming_decoder()
+    streamed = torch.cat([decoder.push(codes[0, :, f: f + 1]) for f in range(codes.shape[-1])])
+    assert (streamed - one_shot).abs().max().item() <= 1e-5
+    predicted = lmcodec.LMCodecModel(tiny_config(num_harmonics=8))
+    predicted.load_state_dict(model.state_dict())  # same weights, predicted phase: a different output
+    assert not torch.allclose(predicted.eval().decode(codes).audio_values[0, 0], one_shot)
+    with pytest.raises(Exception, match="decoder_phase"):
+        lmcodec.LMCodecConfig(decoder_phase="random")
