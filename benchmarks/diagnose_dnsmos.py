@@ -10,6 +10,7 @@ Rows (each decoded from the first `--levels` RVQ levels):
   DNSMOS rose here, the head's phase would be what costs it;
 - original->GL: the same re-phasing of the input (what Griffin-Lim alone costs);
 - codec2-1300, original: the anchors.
+Columns: DNSMOS OVRL / SIG / BAK, PESQ-WB, STOI and the cepstral peak prominence (`cpp`, harmonicity).
 """
 
 from __future__ import annotations
@@ -40,6 +41,19 @@ def griffin_lim(audio: np.ndarray, iterations: int = 64, n_fft: int = 512, hop: 
         spectrum = torch.stft(estimate, n_fft, hop, window=window, return_complex=True)
         angle = spectrum / (spectrum.abs() + 1e-8)
     return torch.istft(magnitude * angle, n_fft, hop, window=window, length=len(signal)).numpy()
+
+
+def cepstral_peak_prominence(audio: np.ndarray, n_fft: int = 1024, hop: int = 256, sampling_rate: int = 16000) -> float:
+    """Harmonicity: the cepstral peak at quefrencies of 60-500 Hz over the median there, in dB-cepstrum units, averaged
+    over the louder half of the 64 ms frames (clear harmonics: high; noise or smeared harmonics: low)."""
+    signal = torch.from_numpy(np.asarray(audio, dtype=np.float32))
+    magnitude = torch.stft(signal, n_fft, hop, window=torch.hann_window(n_fft), return_complex=True).abs().numpy()
+    energy = (magnitude ** 2).sum(0)
+    loud = energy > np.percentile(energy, 50)
+    cepstrum = np.fft.irfft(20 * np.log10(magnitude[:, loud] + 1e-6), axis=0)[: n_fft // 2]
+    quefrency = np.arange(n_fft // 2) / sampling_rate
+    search = (quefrency >= 1 / 500) & (quefrency <= 1 / 60)
+    return float(np.mean(cepstrum[search].max(0) - np.median(cepstrum[search], axis=0)))
 
 
 def main() -> None:
@@ -85,12 +99,13 @@ def main() -> None:
             outputs["codec2-1300"] = codec2.code(item).audio[:n]
         outputs["original"] = item
         for name, audio in outputs.items():
-            row = rows.setdefault(name, {"ovrl": [], "sig": [], "bak": [], "pesq": [], "stoi": []})
+            row = rows.setdefault(name, {"ovrl": [], "sig": [], "bak": [], "pesq": [], "stoi": [], "cpp": []})
             scores = dnsmos.compute(predictions=[audio])
             for metric in ("ovrl", "sig", "bak"):
                 row[metric].append(scores[metric])
             row["pesq"].append(dev_eval.pesq_wb(audio, item))
             row["stoi"].append(dev_eval.stoi(audio, item))
+            row["cpp"].append(cepstral_peak_prominence(audio))
     table = {name: {metric: float(np.mean(values)) for metric, values in row.items()} for name, row in rows.items()}
     print(f"{args.model}: {len(items)} utterances x {args.seconds:g} s, {args.levels} levels")
     for name, scores in table.items():
