@@ -224,3 +224,24 @@ def test_grafting_a_harmonic_branch_onto_a_trained_run_with_its_discriminator(wo
     with pytest.raises(ValueError, match="other discriminators"):
         train_codec.main(args_for(workspace, tmp_path / "fourth", "--max_steps", "1", "--discriminators", "msstft",
                                   "--init_discriminator_from", str(checkpoint)))
+
+
+def test_init_discriminator_from_loads_the_saved_discriminators_and_adds_new_ones_fresh(tmp_path: Path):
+    """`--discriminators mpd,msstft --init_discriminator_from <an mpd run>`: mpd is copied, msstft starts fresh."""
+    from safetensors.torch import save_file
+
+    from training.discriminators import build_discriminator
+
+    torch.manual_seed(0)
+    trained = build_discriminator("mpd", channels=4)
+    save_file(trained.state_dict(), str(tmp_path / "model_1.safetensors"))
+    torch.manual_seed(1)
+    both = build_discriminator("mpd,msstft", channels=4)
+    fresh_msstft = {k: v.clone() for k, v in both.discriminators["msstft"].state_dict().items()}
+    assert train_codec.load_discriminator_weights(both, str(tmp_path)) == ["msstft"]
+    for key, value in trained.discriminators["mpd"].state_dict().items():
+        assert torch.equal(both.discriminators["mpd"].state_dict()[key], value), key
+    for key, value in both.discriminators["msstft"].state_dict().items():
+        assert torch.equal(value, fresh_msstft[key]), key
+    with pytest.raises(ValueError, match="other discriminators"):
+        train_codec.load_discriminator_weights(build_discriminator("mpd", channels=8), str(tmp_path))

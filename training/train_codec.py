@@ -73,19 +73,33 @@ def build_model(model_args):
     return lmcodec.LMCodecModel(lmcodec.LMCodecConfig.from_dict({**base, **overrides}))
 
 
-def load_discriminator_weights(discriminator: torch.nn.Module, checkpoint: str) -> None:
-    """Copy the trained discriminator of an earlier run's checkpoint folder (Accelerate's `model_1.safetensors`)."""
+def load_discriminator_weights(discriminator: torch.nn.Module, checkpoint: str) -> list[str]:
+    """Copy the trained discriminators of an earlier run's checkpoint folder (Accelerate's `model_1.safetensors`).
+
+    Discriminators the checkpoint does not hold (e.g. `msstft` added next to a trained `mpd`) keep their fresh
+    weights; returns the names of those. Every discriminator the checkpoint does hold must match exactly.
+    """
     from safetensors.torch import load_file
 
     path = Path(checkpoint) / "model_1.safetensors"
     if not path.is_file():
         raise FileNotFoundError(f"--init_discriminator_from: {path} does not exist; pass a checkpoint folder of a run "
                                 "trained with discriminators (checkpoints/checkpoint-XXXXXXXX).")
-    missing, unexpected = discriminator.load_state_dict(load_file(str(path)), strict=False)
-    if missing or unexpected:
+    state = load_file(str(path))
+    saved = {key.split(".")[1] for key in state if key.startswith("discriminators.")}
+    fresh = [name for name in discriminator.discriminators if name not in saved]
+    advice = ("use the same --discriminators and --discriminator_channels as that run (new discriminators may be "
+              "added)")
+    try:
+        missing, unexpected = discriminator.load_state_dict(state, strict=False)
+    except RuntimeError as error:  # tensors of other shapes: other --discriminator_channels
+        raise ValueError(f"--init_discriminator_from: {path} holds other discriminators (tensor shapes differ); "
+                         f"{advice}.") from error
+    missing = [key for key in missing if key.split(".")[1] not in fresh]
+    if missing or unexpected or len(fresh) == len(discriminator.discriminators):
         raise ValueError(f"--init_discriminator_from: {path} holds other discriminators (missing {len(missing)}, "
-                         f"unexpected {len(unexpected)} tensors); use the same --discriminators and "
-                         "--discriminator_channels as that run.")
+                         f"unexpected {len(unexpected)} tensors); {advice}.")
+    return fresh
 
 
 def freeze_parts(model, freeze: str | list[str]) -> list[torch.nn.Parameter]:
@@ -370,7 +384,10 @@ def main(argv: list[str] | None = None) -> int:
     if adversarial:
         discriminator = build_discriminator(args.discriminators, args.discriminator_channels)
         if args.init_discriminator_from:
-            load_discriminator_weights(discriminator, args.init_discriminator_from)
+            fresh = load_discriminator_weights(discriminator, args.init_discriminator_from)
+            if fresh:
+                logger.info("discriminators %s start fresh; the others come from %s", fresh,
+                            args.init_discriminator_from)
         discriminator_optimizer = torch.optim.AdamW(discriminator.parameters(), lr=args.discriminator_learning_rate,
                                                     betas=(0.5, 0.9))
     loader, eval_items = build_data(data_args, args, rank, world_size)
