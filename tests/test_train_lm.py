@@ -94,3 +94,28 @@ def test_two_processes(workspace, tmp_path):
                             timeout=300, cwd=REPO)
     assert result.returncode == 0, result.stderr[-3000:]
     assert (tmp_path / "two" / "final" / "model.safetensors").exists()
+
+
+def test_a_dev_split_of_speakers_is_held_out_and_caches_are_keyed_by_their_files(workspace, tmp_path):
+    """`--eval_dataset` (a dev speaker's folder inside the training corpus): its files are tokenised for evaluation
+    only; dev splits of equal size but other files get their own codes caches."""
+    import soundfile as sf
+
+    from tests.test_data import speech_like
+
+    root = tmp_path / "corpus"
+    for number, speaker in enumerate(("S1", "S2", "S3")):
+        (root / speaker).mkdir(parents=True)
+        for utterance in range(3):
+            sf.write(root / speaker / f"{utterance}.wav", speech_like(1.2, 16000, seed=10 * number + utterance), 16000)
+    cache = tmp_path / "codes"
+    for dev in ("S1", "S2"):
+        assert train_lm.main(args_for(workspace, tmp_path / dev, "entropy", "--max_steps", "1",
+                                      "--train_dataset", str(root), "--eval_dataset", str(root / dev),
+                                      "--codes_cache_dir", str(cache), "--export_final", "false")) == 0
+    train_caches = sorted(cache.glob("train-*.arrow"))
+    eval_caches = sorted(cache.glob("eval-*.arrow"))
+    assert len(train_caches) == 2 and all(p.name.endswith("-6.arrow") for p in train_caches)  # S2+S3, then S1+S3
+    assert len(eval_caches) == 2 and all(p.name.endswith("-3.arrow") for p in eval_caches)
+    with pytest.raises(ValueError, match="streaming"):
+        train_lm.main(args_for(workspace, tmp_path / "streamed", "entropy", "--streaming", "true"))

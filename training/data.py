@@ -598,6 +598,40 @@ def split_holdout(dataset, num_items: int, seed: int = 0):
     return dataset.select(keep), dataset.select(held)
 
 
+def train_and_held_out(data_args, seed: int = 0, **load_kwargs):
+    """(training dataset, held-out dataset or None) as the data arguments ask; one definition for every trainer.
+
+    Held out: `eval_dataset` when given (its files are dropped from training with `exclude_eval_from_train`, and the
+    run fails if any remain), else `eval_holdout` items of the training data. `train_exclude` (glob patterns over
+    paths) drops more training files. `load_kwargs` go to `load_audio_dataset` (e.g. `cache_dir`).
+    """
+    dataset = load_audio_dataset(data_args.train_dataset, split=data_args.train_split,
+                                 name=data_args.train_dataset_config, streaming=data_args.streaming,
+                                 audio_column=data_args.audio_column, **load_kwargs)
+    held_out = None
+    if data_args.eval_holdout > 0 and not data_args.eval_dataset:
+        if data_args.streaming:
+            held_out, dataset = dataset.take(data_args.eval_holdout), dataset.skip(data_args.eval_holdout)
+        else:
+            dataset, held_out = split_holdout(dataset, data_args.eval_holdout, seed)
+    elif data_args.eval_dataset:
+        held_out = load_audio_dataset(data_args.eval_dataset, split=data_args.eval_split,
+                                      audio_column=data_args.audio_column, **load_kwargs)
+    patterns = [p.strip() for p in data_args.train_exclude.split(",") if p.strip()]
+    eval_paths = dataset_paths(held_out) if (data_args.eval_dataset and held_out is not None) else set()
+    if patterns or (eval_paths and data_args.exclude_eval_from_train):
+        before = len(dataset) if hasattr(dataset, "__len__") else None
+        dataset = exclude_paths(dataset, patterns, sorted(eval_paths) if data_args.exclude_eval_from_train else ())
+        if before is not None:
+            logger.info("training items: %d of %d after excluding %d pattern(s) and %d evaluation file(s)",
+                        len(dataset), before, len(patterns), len(eval_paths))
+    if eval_paths and data_args.exclude_eval_from_train:
+        leaked = eval_paths & dataset_paths(dataset)
+        if leaked:
+            raise ValueError(f"{len(leaked)} evaluation files are also training files, e.g. {sorted(leaked)[0]}.")
+    return dataset, held_out
+
+
 __all__ = [
     "AUDIO_EXTENSIONS",
     "AugmentationConfig",
@@ -629,4 +663,5 @@ __all__ = [
     "speech_training_dataset",
     "split_holdout",
     "to_mono_16k",
+    "train_and_held_out",
 ]

@@ -251,33 +251,8 @@ def build_data(data_args, training_args, rank: int, world_size: int):
 
     if not data_args.train_dataset:
         raise ValueError("--train_dataset is required (folders, Parquet shards, audiofolder:DIR or a Hub id).")
-    dataset = data_lib.load_audio_dataset(data_args.train_dataset, split=data_args.train_split,
-                                          name=data_args.train_dataset_config, streaming=data_args.streaming,
-                                          audio_column=data_args.audio_column,
-                                          **_cache_kwargs(data_args))
+    dataset, held_out = data_lib.train_and_held_out(data_args, training_args.seed, **_cache_kwargs(data_args))
     eval_items: list[np.ndarray] = []
-    held_out = None
-    if data_args.eval_holdout > 0 and not data_args.eval_dataset:
-        if data_args.streaming:
-            held_out, dataset = dataset.take(data_args.eval_holdout), dataset.skip(data_args.eval_holdout)
-        else:
-            dataset, held_out = data_lib.split_holdout(dataset, data_args.eval_holdout, training_args.seed)
-    elif data_args.eval_dataset:
-        held_out = data_lib.load_audio_dataset(data_args.eval_dataset, split=data_args.eval_split,
-                                               audio_column=data_args.audio_column, **_cache_kwargs(data_args))
-    patterns = [p.strip() for p in data_args.train_exclude.split(",") if p.strip()]
-    eval_paths = data_lib.dataset_paths(held_out) if (data_args.eval_dataset and held_out is not None) else set()
-    if patterns or (eval_paths and data_args.exclude_eval_from_train):
-        before = len(dataset) if hasattr(dataset, "__len__") else None
-        dataset = data_lib.exclude_paths(dataset, patterns,
-                                         sorted(eval_paths) if data_args.exclude_eval_from_train else ())
-        if before is not None:
-            logger.info("training items: %d of %d after excluding %d pattern(s) and %d evaluation file(s)",
-                        len(dataset), before, len(patterns), len(eval_paths))
-    if eval_paths and data_args.exclude_eval_from_train:
-        leaked = eval_paths & data_lib.dataset_paths(dataset)
-        if leaked:
-            raise ValueError(f"{len(leaked)} evaluation files are also training files, e.g. {sorted(leaked)[0]}.")
     if held_out is not None:
         eval_items = data_lib.load_eval_items(held_out, data_args.max_eval_items, data_args.max_eval_seconds,
                                               data_args.audio_column, spread=data_args.eval_spread)

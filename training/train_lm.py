@@ -84,10 +84,22 @@ def tokenize(model, dataset, audio_column: str, cache_dir: str | Path, name: str
 
     dataset = dataset.cast_column(audio_column, datasets.Audio(decode=False))
     features = datasets.Features({"codes": datasets.Sequence(datasets.Value("int16")), "frames": datasets.Value("int32")})
-    fingerprint = codec_fingerprint(model)
+    fingerprint = f"{codec_fingerprint(model)}-{_items_fingerprint(dataset)}"
     return dataset.map(encode, remove_columns=dataset.column_names, features=features, desc=f"tokenising {name}",
                        cache_file_name=str(cache / f"{name}-{fingerprint}-{len(dataset)}.arrow"),
                        new_fingerprint=f"{name}-{fingerprint}"), levels
+
+
+def _items_fingerprint(dataset) -> str:
+    """A short hash of which files a dataset holds (its resolved paths; `datasets`' own fingerprint without paths),
+    so two datasets of equal length never share a codes cache."""
+    import hashlib
+
+    from lmcodec.training.data import dataset_paths
+
+    paths = dataset_paths(dataset)
+    key = "\n".join(sorted(paths)) if paths else str(getattr(dataset, "_fingerprint", ""))
+    return hashlib.sha1(key.encode()).hexdigest()[:10]
 
 
 class CodeWindowDataset(torch.utils.data.Dataset):
@@ -210,11 +222,9 @@ def main(argv: list[str] | None = None) -> int:
     lm.backbone.wte.weight.requires_grad_(False)  # GPT-2's token embedding is unused: inputs are frame embeddings
     window = args.sequence_frames or model.config.sync_frames
 
-    audio = data_lib.load_audio_dataset(data_args.train_dataset, split=data_args.train_split,
-                                        name=data_args.train_dataset_config, audio_column=data_args.audio_column)
-    held_out = None
-    if data_args.eval_holdout > 0:
-        audio, held_out = data_lib.split_holdout(audio, data_args.eval_holdout, args.seed)
+    if data_args.streaming:
+        raise ValueError("train-lm tokenises its whole training set once; --streaming is not supported here.")
+    audio, held_out = data_lib.train_and_held_out(data_args, args.seed)
     audio = data_lib.filter_min_duration(audio, data_args.min_seconds)
     with accelerator.main_process_first():  # rank 0 tokenises; the others then read its cache
         codes, levels = tokenize(model, audio, data_args.audio_column, args.codes_cache_dir, "train")
