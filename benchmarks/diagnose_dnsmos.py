@@ -10,6 +10,7 @@ Rows (each decoded from the first `--levels` RVQ levels):
   DNSMOS rose here, the head's phase would be what costs it;
 - original->GL: the same re-phasing of the input (what Griffin-Lim alone costs);
 - codec2-1300, original: the anchors.
+`--codec-only` keeps just the first row (for comparing checkpoints).
 Columns: DNSMOS OVRL / SIG / BAK, PESQ-WB, STOI and the cepstral peak prominence (`cpp`, harmonicity).
 """
 
@@ -72,6 +73,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--levels", type=int, default=3)
     parser.add_argument("--out", default=None, help="also write the table as JSON here")
+    parser.add_argument("--codec-only", action="store_true",
+                        help="only the codec row (to compare checkpoints; the anchors do not change)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     model = lmcodec.LMCodecModel.from_pretrained(args.model).eval()
@@ -88,16 +91,17 @@ def main() -> None:
         codes = model.encode(torch.from_numpy(item).view(1, 1, -1), num_quantizers=args.levels).audio_codes
         decoded = model.decode(codes).audio_values[0, 0, :n].numpy()
         outputs = {"codec": decoded}
-        if istft_only:
+        if istft_only and not args.codec_only:
             log_magnitude, phase, target, _ = head_outputs(model, item, args.levels)
             head = model.decoder.head
             outputs["pred_mag+true_phase"] = synthesize(head, torch.polar(log_magnitude.exp(), target.angle()))[:n]
             outputs["true_mag+pred_phase"] = synthesize(head, torch.polar(target.abs(), phase))[:n]
-        outputs["codec->GL"] = griffin_lim(decoded)
-        outputs["original->GL"] = griffin_lim(item)
-        if codec2 is not None:
-            outputs["codec2-1300"] = codec2.code(item).audio[:n]
-        outputs["original"] = item
+        if not args.codec_only:
+            outputs["codec->GL"] = griffin_lim(decoded)
+            outputs["original->GL"] = griffin_lim(item)
+            if codec2 is not None:
+                outputs["codec2-1300"] = codec2.code(item).audio[:n]
+            outputs["original"] = item
         for name, audio in outputs.items():
             row = rows.setdefault(name, {"ovrl": [], "sig": [], "bak": [], "pesq": [], "stoi": [], "cpp": []})
             scores = dnsmos.compute(predictions=[audio])
