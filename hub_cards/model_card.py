@@ -101,6 +101,24 @@ CORPORA: dict[str, Corpus] = {
         "Test and example recordings shipped with those projects; for most clips the speaker and the original "
         "recording terms are not documented by the projects.",
         (r"(^|[/\\,\s])misc($|[/\\,\s])",), None, ("en", "ru", "fr", "zh")),
+    "speechocean762": Corpus(
+        "speechocean762 (non-native English read speech: 250 Mandarin-L1 speakers, adults and children)",
+        "CC BY 4.0 (OpenSLR SLR101; its README: free for commercial and non-commercial use)",
+        'J. Zhang, Z. Zhang, Y. Wang, Z. Yan, Q. Song, Y. Huang, K. Li, D. Povey and Y. Wang, "speechocean762: An '
+        'Open-Source Non-native English Speech Corpus For Pronunciation Assessment", Interspeech 2021; released by '
+        "Speechocean and Xiaomi (<https://github.com/jimbozhang/speechocean762>, <https://www.openslr.org/101/>).",
+        (r"speechocean",), "mispeech/speechocean762"),
+    "vcc2016": Corpus(
+        "Voice Conversion Challenge 2016 (4 studio speakers)", "CC BY 4.0",
+        'T. Toda, L.-H. Chen, D. Saito, F. Villavicencio, M. Wester, Z. Wu and J. Yamagishi, "The Voice Conversion '
+        'Challenge 2016", Interspeech 2016 (DataShare, University of Edinburgh); npVCC2016 packaging by tarepan '
+        "(<https://github.com/tarepan/npVCC2016Corpus>).",
+        (r"vcc[-_ ]?2016",)),
+    "picovoice-intent": Corpus(
+        "Picovoice speech-to-intent benchmark (crowd-sourced spoken requests, 50+ speakers)", "Apache-2.0",
+        "Picovoice Inc., speech-to-intent benchmark (<https://github.com/Picovoice/speech-to-intent-benchmark>); "
+        "leading and trailing silence trimmed.",
+        (r"picovoice",)),
     "librilight": Corpus(
         "Libri-Light", "CC BY 4.0",
         'J. Kahn et al., "Libri-Light: A Benchmark for ASR with Limited or No Supervision", ICASSP 2020 '
@@ -458,9 +476,13 @@ def limitations(facts: dict | None, evaluated: bool, corpora: list[str], integer
                      "training speakers.")
     else:
         items.append("How these weights were trained is not recorded with them (see Training).")
-    unlike = ("conversational, noisy, reverberant, far-field, overlapping, shouted, sung, children's or non-English "
+    kinds = ["audiobooks"] + (["non-native read sentences from adults and children"]
+                              if "speechocean762" in corpora else []) + (
+        ["short spoken requests"] if "picovoice-intent" in corpora else [])
+    children = "" if "speechocean762" in corpora else "children's or "
+    unlike = (f"conversational, noisy, reverberant, far-field, overlapping, shouted, sung, {children}non-English "
               "speech, and on music or other sounds")
-    items.append(f"Trained mostly on English read speech (audiobooks): expect worse results on {unlike}."
+    items.append(f"Trained mostly on English read speech ({', '.join(kinds)}): expect worse results on {unlike}."
                  if corpora else f"The training data are not recorded: expect worse results on speech unlike it, "
                  f"for instance {unlike}.")
     items += [

@@ -15,7 +15,7 @@ import soundfile as sf
 
 import lmcodec
 from lmcodec.hub_cards import render_dataset_card, render_model_card
-from tests.conftest import speech_like
+from tests.conftest import REPO, speech_like
 
 DEFAULT_CPU_FACTS = {
     "summary": "the default-cpu recipes: the codec, then the fine LM and the entropy LM on its codes",
@@ -346,3 +346,20 @@ def test_unknown_training_data_is_named_without_a_licence(tiny_checkpoint):
     facts["train_dataset"] += ",/data/my-own-recordings"
     text = str(render_model_card(tiny_checkpoint, None, facts))
     assert "without a licence known to this card: /data/my-own-recordings" in text
+
+
+def test_card_credits_the_v2_corpora_found_in_the_training_record(tiny_checkpoint):
+    """The v2 recipe's extra corpora (../speech-extra/...) are recognised from the training paths and credited."""
+    from lmcodec.hub_cards.model_card import training_corpora
+
+    recipe = json.loads((REPO / "training" / "configs" / "default-cpu-v2.json").read_text())
+    facts = {**DEFAULT_CPU_FACTS, "data": "7.6 h of read speech and spoken requests",
+             "train_dataset": recipe["train_dataset"]}
+    corpora, unknown = training_corpora(facts)
+    assert {"speechocean762", "vcc2016", "picovoice-intent", "librispeech"} <= set(corpora) and unknown is None
+    text = str(render_model_card(tiny_checkpoint, None, facts))
+    for needle in ("speechocean762 (non-native English read speech", "Zhang", "CC BY 4.0 (OpenSLR SLR101",
+                   "Voice Conversion Challenge 2016", "Toda", "Picovoice speech-to-intent benchmark", "Apache-2.0",
+                   "non-native read sentences from adults and children"):
+        assert needle in text, needle
+    assert "children's or non-English" not in text
