@@ -200,6 +200,8 @@ def main(argv: list[str] | None = None) -> int:
         raise ValueError("--model_name_or_path is required: the LMs are trained on the codes of a trained codec.")
     if not data_args.train_dataset:
         raise ValueError("--train_dataset is required.")
+    if data_args.streaming:
+        raise ValueError("train-lm tokenises its whole training set once; --streaming is not supported here.")
     if args.num_threads > 0:
         torch.set_num_threads(args.num_threads)
     output_dir = Path(args.output_dir)
@@ -222,8 +224,6 @@ def main(argv: list[str] | None = None) -> int:
     lm.backbone.wte.weight.requires_grad_(False)  # GPT-2's token embedding is unused: inputs are frame embeddings
     window = args.sequence_frames or model.config.sync_frames
 
-    if data_args.streaming:
-        raise ValueError("train-lm tokenises its whole training set once; --streaming is not supported here.")
     audio, held_out = data_lib.train_and_held_out(data_args, args.seed)
     audio = data_lib.filter_min_duration(audio, data_args.min_seconds)
     with accelerator.main_process_first():  # rank 0 tokenises; the others then read its cache
