@@ -119,3 +119,20 @@ def test_a_dev_split_of_speakers_is_held_out_and_caches_are_keyed_by_their_files
     assert len(eval_caches) == 2 and all(p.name.endswith("-3.arrow") for p in eval_caches)
     with pytest.raises(ValueError, match="streaming"):
         train_lm.main(args_for(workspace, tmp_path / "streamed", "entropy", "--streaming", "true"))
+
+
+def test_batched_tokenising_gives_each_utterance_its_own_codes(workspace, tmp_path):
+    """Utterances of different lengths padded into one batch get the codes (and frame counts) of encoding each alone."""
+    import datasets
+
+    from lmcodec.frames import num_frames
+    from lmcodec.training.data import decode_audio
+
+    model = lmcodec.LMCodecModel.from_pretrained(workspace / "codec").eval()
+    audio = datasets.concatenate_datasets([generated_dataset(count=3, seconds=0.7), generated_dataset(count=3, seconds=1.9)])
+    alone, _ = train_lm.tokenize(model, audio, "audio", tmp_path / "alone", "train", batch_size=1)
+    batched, levels = train_lm.tokenize(model, audio, "audio", tmp_path / "batched", "train", batch_size=4)
+    assert len({row["frames"] for row in batched}) > 1, "the batch mixes lengths"
+    for value, one, many in zip(audio["audio"], alone, batched):
+        assert many["frames"] == one["frames"] == num_frames(len(decode_audio(value)), model.config.hop_length)
+        assert many["codes"] == one["codes"] and len(many["codes"]) == levels * many["frames"]

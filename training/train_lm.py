@@ -47,6 +47,8 @@ class LMTrainingArguments:
     num_threads: int = field(default=0, metadata={"help": "torch.set_num_threads per process (0: leave as is)."})
     sequence_frames: int = field(default=0, metadata={"help": "Frames per training sequence (0: sync_frames)."})
     codes_cache_dir: str = field(default="outputs/codes-cache", metadata={"help": "Where tokenised codes are kept."})
+    tokenize_batch_size: int = field(default=8, metadata={
+        "help": "Utterances encoded together when tokenising (padded; the codes equal encoding each alone)."})
     logging_steps: int = field(default=10, metadata={"help": "Log every N steps."})
     report_to: str = field(default="auto", metadata={"help": "Accelerate trackers (auto, none, or a list)."})
     eval_steps: int = field(default=0, metadata={"help": "Evaluate every N steps (0: only at the end)."})
@@ -66,8 +68,12 @@ def codec_fingerprint(model) -> str:
     return model_fingerprint(tensors, {"hop_length": model.config.hop_length}).hex()
 
 
-def tokenize(model, dataset, audio_column: str, cache_dir: str | Path, name: str):
-    """Audio dataset → dataset of `codes` (flat int16, levels × frames) and `frames`, cached on disk by `datasets.map`."""
+def tokenize(model, dataset, audio_column: str, cache_dir: str | Path, name: str, batch_size: int = 8):
+    """Audio dataset → dataset of `codes` (flat int16, levels × frames) and `frames`, cached on disk by `datasets.map`.
+
+    `batch_size` utterances are zero-padded to the longest and encoded at once: the encoder is causal, so each
+    utterance's codes equal encoding it alone (tested), and the block loop's per-operator cost is shared (≈ 3× faster
+    at 8 on one CPU thread)."""
     import datasets
 
     from lmcodec.training.data import decode_audio
@@ -76,16 +82,24 @@ def tokenize(model, dataset, audio_column: str, cache_dir: str | Path, name: str
     cache.mkdir(parents=True, exist_ok=True)
     levels = model.config.num_quantizers
 
-    def encode(example):
-        audio = decode_audio(example[audio_column])
+    def encode(batch):
+        audios = [decode_audio(value) for value in batch[audio_column]]
+        samples = torch.zeros(len(audios), 1, max(len(audio) for audio in audios))
+        padding_mask = torch.zeros(len(audios), samples.shape[-1], dtype=torch.long)
+        for row, audio in enumerate(audios):
+            samples[row, 0, : len(audio)] = torch.from_numpy(audio)
+            padding_mask[row, : len(audio)] = 1
         with torch.inference_mode():
-            codes = model.encode(torch.from_numpy(audio).view(1, 1, -1)).audio_codes[0]
-        return {"codes": codes.to(torch.int16).flatten().numpy(), "frames": codes.shape[-1]}
+            output = model.encode(samples, padding_mask=padding_mask)
+        frames = output.audio_codes_mask.sum(dim=-1).tolist()
+        codes = [output.audio_codes[row, :, :count].to(torch.int16).flatten().numpy() for row, count in enumerate(frames)]
+        return {"codes": codes, "frames": frames}
 
     dataset = dataset.cast_column(audio_column, datasets.Audio(decode=False))
     features = datasets.Features({"codes": datasets.Sequence(datasets.Value("int16")), "frames": datasets.Value("int32")})
     fingerprint = f"{codec_fingerprint(model)}-{_items_fingerprint(dataset)}"
-    return dataset.map(encode, remove_columns=dataset.column_names, features=features, desc=f"tokenising {name}",
+    return dataset.map(encode, batched=True, batch_size=batch_size, remove_columns=dataset.column_names,
+                       features=features, desc=f"tokenising {name}",
                        cache_file_name=str(cache / f"{name}-{fingerprint}-{len(dataset)}.arrow"),
                        new_fingerprint=f"{name}-{fingerprint}"), levels
 
@@ -227,10 +241,12 @@ def main(argv: list[str] | None = None) -> int:
     audio, held_out = data_lib.train_and_held_out(data_args, args.seed)
     audio = data_lib.filter_min_duration(audio, data_args.min_seconds)
     with accelerator.main_process_first():  # rank 0 tokenises; the others then read its cache
-        codes, levels = tokenize(model, audio, data_args.audio_column, args.codes_cache_dir, "train")
+        codes, levels = tokenize(model, audio, data_args.audio_column, args.codes_cache_dir, "train",
+                                   args.tokenize_batch_size)
         eval_codes = None
         if held_out is not None:
-            eval_codes, _ = tokenize(model, held_out, data_args.audio_column, args.codes_cache_dir, "eval")
+            eval_codes, _ = tokenize(model, held_out, data_args.audio_column, args.codes_cache_dir, "eval",
+                                          args.tokenize_batch_size)
     loader = code_loader(codes, levels, window, model.config.operating_points, args.per_device_batch_size, rank,
                          world_size, args.seed)
 
