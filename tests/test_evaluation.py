@@ -116,6 +116,22 @@ def test_folder_end_to_end_without_reference_codecs(tmp_path, speech_folder, che
     assert (out / "plots" / "spectrograms.png").is_file() and (out / "plots" / "quality_pesq.png").is_file()
 
 
+def test_worker_processes_give_the_one_process_results(tmp_path, speech_folder, checkpoint):
+    """`--jobs 2`: the utterances are coded in two spawned worker processes; every score, byte count and listening
+    file is the same as coding them in one process, in DATA's order."""
+    options = ("--systems", "lmcodec", "fine-decodings", "--metrics", "stoi", "mel_distance", "--listen", "1")
+    alone = evaluate(speech_folder, tmp_path / "one", checkpoint, *options)
+    shared = evaluate(speech_folder, tmp_path / "two", checkpoint, *options, "--jobs", "2")
+    assert shared["metadata"]["jobs"] == 2 and alone["metadata"]["jobs"] == 1
+    assert shared["utterances"] == alone["utterances"]
+    for one, two in zip(alone["systems"], shared["systems"], strict=True):
+        assert (two["slug"], two["kbps_per_item"], two["per_item"]) == (one["slug"], one["kbps_per_item"], one["per_item"])
+    listened = shared["utterances"][0]["audio"]
+    assert listened and all(
+        np.array_equal(sf.read(tmp_path / "one" / path)[0], sf.read(tmp_path / "two" / path)[0])
+        for path in listened.values())
+
+
 @pytest.mark.skipif(any(shutil.which(name) is None for name in REFERENCE_BINARIES),
                     reason="Codec2 / Opus command-line tools absent (apt-get install codec2 opus-tools)")
 def test_reference_codecs_when_installed(tmp_path, speech_folder, checkpoint):

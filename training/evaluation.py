@@ -37,7 +37,7 @@ import re
 import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from functools import lru_cache, partial
 from pathlib import Path
@@ -388,33 +388,82 @@ def prepare_output(out: str) -> Path:
 
 
 # ---------------------------------------------------------------------------------------------------- the run
+def code_and_score(systems: list[System], scorers: dict, out: Path, name: str, audio: np.ndarray,
+                   listen: bool) -> tuple[dict[str, tuple[CodedAudio, dict]], dict[str, str]]:
+    """Code one utterance with every system and score the results: ({slug: (coded, without its audio), {metric:
+    score}}, the listening files written when `listen`)."""
+    coded = {system.slug: system.code(audio) for system in systems}
+    scores = score(scorers, audio, [result.audio for result in coded.values()])
+    files = save_listening_audio(out, name, coded) if listen else {}
+    measured = {slug: (replace(result, audio=None), {key: values[position] for key, values in scores.items()})
+                for position, (slug, result) in enumerate(coded.items())}
+    return measured, files
+
+
+_WORKER: dict = {}  # what a worker process of `--jobs` holds: its own model, systems and scorers
+
+
+def start_worker(model_path: str | None, groups: list[str], metrics: list[str], threads: int, out: str) -> None:
+    """Initializer of a `--jobs` worker process: one thread budget, its own model, systems and scorers."""
+    import torch
+
+    from lmcodec.cli import load_model
+
+    torch.set_num_threads(threads)
+    model, _ = load_model(model_path)
+    _WORKER.update(systems=build_systems(model, groups)[0], scorers=load_scorers(metrics), out=Path(out))
+
+
+def worker_code_and_score(name: str, audio: np.ndarray, listen: bool):
+    return code_and_score(_WORKER["systems"], _WORKER["scorers"], _WORKER["out"], name, audio, listen)
+
+
 def evaluate_all(systems: list[System], items: Iterator, scorers: dict, out: Path, listen: int,
-                 total: int | None) -> tuple[dict[str, Tally], list[dict]]:
-    """Code and score every utterance with every system, with a progress bar on stderr."""
+                 total: int | None, jobs: int = 1, worker_args: tuple = ()) -> tuple[dict[str, Tally], list[dict]]:
+    """Code and score every utterance with every system, with a progress bar on stderr. With `jobs` > 1 the
+    utterances are shared among that many worker processes, each started by `start_worker(*worker_args)` with its
+    own model; the results keep DATA's order and equal a one-process run's (RTF aside)."""
     from tqdm.auto import tqdm
 
     tallies = {system.slug: Tally() for system in systems}
     described = []
+
+    def absorb(name: str, audio_seconds: float, measured: dict, files: dict) -> None:
+        for slug, (coded, scores) in measured.items():
+            tallies[slug].add(coded, scores)
+        described.append({"name": name, "seconds": audio_seconds, "audio": files})
+        bar.update(1)
+
     with tqdm(total=total, unit="utt", desc="evaluating", file=sys.stderr, dynamic_ncols=True) as bar:
-        for name, audio in items:
-            coded = {}
-            for system in systems:
-                bar.set_postfix_str(f"{name}: {system.name}", refresh=True)
-                coded[system.slug] = system.code(audio)
-            bar.set_postfix_str(f"{name}: scoring", refresh=True)
-            scores = score(scorers, audio, [result.audio for result in coded.values()])
-            for position, slug in enumerate(coded):
-                tallies[slug].add(coded[slug], {key: values[position] for key, values in scores.items()})
-            files = save_listening_audio(out, name, coded) if len(described) < listen else {}
-            described.append({"name": name, "seconds": len(audio) / SAMPLING_RATE, "audio": files})
-            bar.update(1)
+        if jobs == 1:
+            for index, (name, audio) in enumerate(items):
+                bar.set_postfix_str(name, refresh=True)
+                absorb(name, len(audio) / SAMPLING_RATE, *code_and_score(systems, scorers, out, name, audio,
+                                                                         index < listen))
+            return tallies, described
+        import multiprocessing
+        from collections import deque
+        from concurrent.futures import ProcessPoolExecutor
+
+        context = multiprocessing.get_context("spawn")  # torch and fork do not mix
+        with ProcessPoolExecutor(jobs, mp_context=context, initializer=start_worker, initargs=worker_args) as pool:
+            pending = deque()  # at most 2 utterances per worker in flight, absorbed in DATA's order
+            for index, (name, audio) in enumerate(items):
+                pending.append((name, len(audio) / SAMPLING_RATE,
+                                pool.submit(worker_code_and_score, name, audio, index < listen)))
+                if len(pending) >= 2 * jobs:
+                    name, seconds, future = pending.popleft()
+                    absorb(name, seconds, *future.result())
+            while pending:
+                name, seconds, future = pending.popleft()
+                absorb(name, seconds, *future.result())
     return tallies, described
 
 
 def check_arguments(args) -> None:
     """One-line errors for numeric options out of range."""
     for option, value, least in (("--max-files", args.max_files, 1), ("--listen", args.listen, 0),
-                                 ("--threads", args.threads, 1)):
+                                 ("--threads", args.threads, 1), ("--jobs", args.jobs, 1)):
         if value is not None and value < least:
             raise LMCodecError(f"{option} must be at least {least}, got {value}.")
     if args.max_seconds is not None and not args.max_seconds > 0:
@@ -435,8 +484,10 @@ def run(args) -> int:
     for line in missing:
         print(f"lmcodec: {line}", file=sys.stderr)
     items = utterances(dataset, args.audio_column, args.max_files, args.max_seconds)
-    tallies, described = evaluate_all(systems, items, load_scorers(args.metrics), out, args.listen,
-                                      count_items(dataset, args.max_files))
+    scorers = load_scorers(args.metrics) if args.jobs == 1 else {}  # with --jobs, each worker loads its own
+    tallies, described = evaluate_all(systems, items, scorers, out, args.listen,
+                                      count_items(dataset, args.max_files), args.jobs,
+                                      (args.model, list(args.systems), list(args.metrics), args.threads, str(out)))
     if not described:
         raise LMCodecError(f"DATA {args.data} gave no utterances to evaluate (empty, or all shorter than "
                            f"{MIN_SECONDS} s).")
@@ -472,14 +523,16 @@ def metadata(args, weights: str, model, durations: list[float], missing: list[st
         "missing_reference_codecs": missing,
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "machine": machine(),
+        "jobs": args.jobs,
         "notes": [
             "kbps = all bytes of each coded file x 8 / audio duration, summed over the utterances",
             "LMCodec files include the 41-byte header and packet framing; Opus files include the Ogg container "
             "(page headers, OpusHead, OpusTags); Codec2 files are headerless with each frame padded to whole bytes",
             "coarse-only ablations carry the bits of the LMCodec row with the same Nc; the all-levels upper bound's "
             "kbps is nominal (raw codes of every level)",
-            "RTF = encode + decode wall time / audio duration, torch threads as listed under machine; the reference "
-            "codecs' RTF includes resampling, file I/O and process start-up",
+            "RTF = encode + decode wall time / audio duration, torch threads as listed under machine (per process; "
+            "`jobs` processes coded utterances at the same time); the reference codecs' RTF includes resampling, "
+            "file I/O and process start-up",
         ],
     }
 
@@ -503,7 +556,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         help=f"utterances whose decoded audio goes into the listening page (default: {DEFAULT_LISTEN})")
     add("--split", metavar="NAME", help="dataset split (default: test, else the only split)")
     add("--audio-column", default="audio", metavar="NAME", help="the dataset's audio column (default: audio)")
-    add("--threads", type=int, default=1, metavar="N", help="torch threads (default: 1)")
+    add("--threads", type=int, default=1, metavar="N", help="torch threads per process (default: 1)")
+    add("--jobs", type=int, default=1, metavar="N",
+        help="worker processes sharing the utterances, each with its own model (default: 1; the scores do not "
+             "change, the RTF is then measured with N processes competing for the machine)")
     parser.set_defaults(handler=run)
     return parser
 
