@@ -374,7 +374,9 @@ def evaluation_section(results: dict) -> dict:
     machine = meta.get("machine") or {}
     machine_line = (f"{machine.get('platform', 'unrecorded platform')}, {machine.get('cpu_count', '?')} CPUs, "
                     f"Python {machine.get('python', '?')}, torch {machine.get('torch', '?')} with "
-                    f"{machine.get('torch_threads', '?')} thread(s).")
+                    f"{machine.get('torch_threads', '?')} thread(s)"
+                    + (f" in each of {meta['jobs']} processes coding utterances at the same time." if
+                       (meta.get("jobs") or 1) > 1 else "."))
     random = bool(meta.get("random_weights"))
     weights_line = (f"**The evaluation ran on randomly initialised weights ({one_line(meta.get('model'))}). These "
                     "numbers do not measure a trained LMCodec.**" if random

@@ -77,6 +77,7 @@ def sample_results(config, *, random_weights: bool = False, model: str = "checkp
         "missing_reference_codecs": [], "date": "2026-11-25T10:00:00+00:00",
         "machine": {"platform": "Linux-test", "processor": "x86_64", "cpu_count": 2, "python": "3.11.7",
                     "torch": "2.13.0+cpu", "torch_threads": 1},
+        "jobs": 1,
         "notes": ["kbps = all bytes of each coded file x 8 / audio duration, summed over the utterances"],
     }
     if random_weights:  # written when development versions evaluated their random stand-in model; the card honours it
@@ -363,3 +364,15 @@ def test_card_credits_the_v2_corpora_found_in_the_training_record(tiny_checkpoin
                    "non-native read sentences from adults and children"):
         assert needle in text, needle
     assert "children's or non-English" not in text
+
+
+def test_card_says_when_worker_processes_shared_the_machine(tiny_checkpoint, tmp_path):
+    """RTF measured with `lmcodec evaluate --jobs 2` ran beside a second process: the card says so."""
+    results = sample_results(lmcodec.LMCodecConfig.from_pretrained(tiny_checkpoint))
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps(results))
+    assert "1 thread(s)." in str(render_model_card(tiny_checkpoint, path, DEFAULT_CPU_FACTS))
+    results["metadata"]["jobs"] = 2
+    path.write_text(json.dumps(results))
+    text = str(render_model_card(tiny_checkpoint, path, DEFAULT_CPU_FACTS))
+    assert "1 thread(s) in each of 2 processes coding utterances at the same time." in text

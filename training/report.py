@@ -89,7 +89,9 @@ def data_line(meta: dict) -> str:
     split = f" (split {meta['split']})" if meta.get("split") else ""
     return (f"{meta['num_files']} utterances, {meta['total_seconds']:.1f} s of audio{cut}, from {meta['data']}{split}. "
             f"Evaluated {meta['date']} on {meta['machine']['platform']}, {meta['machine']['cpu_count']} CPUs, "
-            f"torch {meta['machine']['torch']} with {meta['machine']['torch_threads']} thread(s).")
+            f"torch {meta['machine']['torch']} with {meta['machine']['torch_threads']} thread(s)"
+            + (f" in each of {meta['jobs']} processes coding utterances at the same time." if
+               (meta.get("jobs") or 1) > 1 else "."))
 
 
 def scale_note() -> str:
