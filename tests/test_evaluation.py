@@ -56,7 +56,8 @@ def rows_by_slug(results: dict) -> dict[str, dict]:
 def check_report(out: Path, results: dict) -> None:
     """report.md has every system in its table, report.html plays existing files, every PNG is an image."""
     markdown = (out / "report.md").read_text()
-    table_names = [line.split("|")[1].strip() for line in markdown.splitlines() if line.startswith("| ")]
+    results_table = markdown.split("## Paired differences")[0]
+    table_names = [line.split("|")[1].strip() for line in results_table.splitlines() if line.startswith("| ")]
     assert table_names[0] == "system" and table_names[1:] == [row["name"] for row in results["systems"]]
     assert results["metadata"]["model"] in markdown
     page = (out / "report.html").read_text()
@@ -138,19 +139,21 @@ def test_reference_codecs_when_installed(tmp_path, speech_folder, checkpoint):
     found, missing = find_reference_codecs()
     assert len(found) == len(all_reference_codecs()) and not missing
     out = tmp_path / "out"
-    results = evaluate(speech_folder, out, checkpoint, "--systems", "codec2", "opus", "--metrics", "stoi", "si_sdr",
-                       "--max-files", "1")
+    results = evaluate(speech_folder, out, checkpoint, "--systems", "lmcodec", "codec2", "opus", "--metrics", "stoi",
+                       "si_sdr", "--max-files", "1")
     rows = rows_by_slug(results)
-    assert list(rows) == ["original", "codec2-700c", "codec2-1200", "codec2-1300", "codec2-3200", "opus-6", "opus-8",
-                          "opus-12"]
+    assert list(rows) == ["original", "lmcodec-nc2", "lmcodec-nc3", "codec2-700c", "codec2-1200", "codec2-1300",
+                          "codec2-3200", "opus-6", "opus-8", "opus-12"]
     # 2.0 s: Codec2 packs each frame into whole bytes (700C: 28 bits -> 4 bytes per 40 ms), no header
     assert rows["codec2-3200"]["kbps"] == pytest.approx(3.2)
     assert rows["codec2-700c"]["kbps"] == pytest.approx(0.8)
     for kbps in (6, 8, 12):  # hard CBR plus the Ogg container
         assert kbps < rows[f"opus-{kbps}"]["kbps"] < kbps * 1.5
-    for row in results["systems"][1:]:
+    for row in results["systems"][3:]:
         assert row["kind"] == "reference" and row["rtf"] > 0 and row["metrics"]["stoi"] > 0.3
     check_report(out, results)
+    paired = (out / "report.md").read_text().split("## Paired differences")[1]
+    assert "| LMCodec Nc=3 − Codec2 700C |" in paired and "| STOI |" in paired  # the tiny model spends ~1 kbps
 
 
 @pytest.mark.skipif(any(shutil.which(name) is None for name in REFERENCE_BINARIES),
@@ -229,9 +232,30 @@ def test_bad_data_is_a_one_line_error(tmp_path, checkpoint, capsys, make_data, m
 
 
 @pytest.mark.parametrize("slug, group", [("lmcodec-nc3-sample", "sample"), ("lmcodec-nc3-greedy", "greedy"),
+                                         ("lmcodec-nc3-expected", "expected"),
                                          ("lmcodec-nc2-coarse-only", "coarse-only"),
                                          ("lmcodec-all-levels", "all-levels")])
 def test_each_ablation_gets_its_own_plot_style(slug, group):
     from lmcodec.training.report import KIND_STYLE, plot_group
 
     assert plot_group({"kind": "ablation", "slug": slug}) == group and group in KIND_STYLE
+
+
+def test_paired_differences_against_reference_codecs_at_similar_rates():
+    """report.md's paired table: LMCodec minus each reference codec spending at most 1.5x its kbps, per utterance;
+    mean ± standard error, the number of utterances LMCodec wins, bold beyond two standard errors."""
+    from lmcodec.training.report import paired_difference, paired_table
+
+    def row(name, kind, kbps, stoi, pesq=None):
+        return {"name": name, "kind": kind, "kbps": kbps, "per_item": {"stoi": stoi, **({"pesq": pesq} if pesq else {})}}
+
+    lmcodec_row = row("LMCodec Nc=3", "lmcodec", 1.0, [0.80, 0.70, 0.90, None], [1.5, 1.4, 1.6, 1.2])
+    near = row("Codec2 1300", "reference", 1.4, [0.70, 0.60, 0.85, 0.5], [1.4, 1.5, 1.5, 1.1])
+    far = row("Opus 6 kbps", "reference", 6.9, [0.9, 0.9, 0.9, 0.9])
+    mean, error, better, count = paired_difference(lmcodec_row, near, "stoi")
+    assert count == 3 and better == 3  # the utterance LMCodec did not score is left out of the pair
+    assert mean == pytest.approx(0.05 / 3 * 5) and error == pytest.approx(np.std([0.1, 0.1, 0.05], ddof=1) / np.sqrt(3))
+    table = paired_table({"systems": [row("Original", "original", None, [1.0] * 4), lmcodec_row, near, far]})
+    lines = table.splitlines()
+    assert lines[0] == "| pair | kbps | PESQ-WB | STOI |" and len(lines) == 3  # Opus spends 6.9x: not compared
+    assert lines[2].startswith("| LMCodec Nc=3 − Codec2 1300 | 1.000 / 1.400 | +0.05 ± 0.05 (3/4) | **+0.083 ± 0.017** (3/3)")

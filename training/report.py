@@ -27,6 +27,7 @@ KIND_STYLE = {  # how each kind of system is drawn in the quality plots
     "lmcodec": dict(color="#1f5fbf", marker="o", linestyle="-", label="LMCodec (operating points)"),
     "sample": dict(color="#8a4fbf", marker="D", linestyle=":", label="LMCodec, sampled fine codes"),
     "greedy": dict(color="#bf4f8a", marker="v", linestyle=":", label="LMCodec, greedy fine codes"),
+    "expected": dict(color="#4fa0bf", marker="P", linestyle=":", label="LMCodec, expected fine vectors"),
     "coarse-only": dict(color="#7aa6e0", marker="o", linestyle="--", label="coarse levels only (no fine LM)"),
     "all-levels": dict(color="#1f5fbf", marker="*", markersize=11, linestyle="none", label="all levels (upper bound)"),
     "codec2": dict(color="#d9731a", marker="s", linestyle="none", label="Codec2"),
@@ -51,10 +52,10 @@ def plot_group(row: dict) -> str | None:
     if row["kind"] == "lmcodec":
         return "lmcodec"
     if row["kind"] == "ablation":
-        for group in ("coarse-only", "sample", "greedy"):
+        for group in ("coarse-only", "sample", "greedy", "expected", "all-levels"):
             if row["slug"].endswith(group):
                 return group
-        return "all-levels"
+        raise ValueError(f"no plot style for the ablation {row['slug']!r}")
     if row["kind"] == "reference":
         return row["slug"].split("-")[0]
     return None
@@ -76,6 +77,53 @@ def markdown_table(results: dict) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(cells) + " |" for cells in rows]
     return "\n".join(lines)
+
+
+PAIRED_METRICS = ("pesq", "stoi", "dnsmos_ovrl")
+PAIRED_RATE_RATIO = 1.5  # a reference codec is compared with an LMCodec row when it spends at most 1.5x its kbps
+
+
+def paired_difference(system: dict, reference: dict, key: str) -> tuple[float, float | None, int, int] | None:
+    """(mean of system − reference over the utterances both scored, its standard error, how many utterances the
+    system is better on, how many were compared), or None when none were."""
+    pairs = [(mine, theirs) for mine, theirs in zip(system["per_item"].get(key) or [], reference["per_item"].get(key) or [])
+             if mine is not None and theirs is not None]
+    if not pairs:
+        return None
+    differences = np.array([mine - theirs for mine, theirs in pairs])
+    error = float(differences.std(ddof=1) / np.sqrt(len(differences))) if len(differences) > 1 else None
+    better = int((differences > 0).sum() if HIGHER_IS_BETTER[key] else (differences < 0).sum())
+    return float(differences.mean()), error, better, len(differences)
+
+
+def paired_cell(difference: tuple | None, key: str) -> str:
+    """"+0.013 ± 0.017 (25/50)"; in bold when the mean is more than two standard errors from zero."""
+    if difference is None:
+        return "—"
+    mean_difference, error, better, count = difference
+    digits = DIGITS.get(key, 3)
+    text = f"{mean_difference:+.{digits}f}" + (f" ± {error:.{digits}f}" if error is not None else "")
+    significant = error is not None and abs(mean_difference) > 2 * error
+    return (f"**{text}**" if significant else text) + f" ({better}/{count})"
+
+
+def paired_table(results: dict) -> str | None:
+    """Markdown: each LMCodec operating point minus each reference codec that spends at most `PAIRED_RATE_RATIO`
+    times its kbps, per utterance; None without such pairs."""
+    systems = [row for row in results["systems"] if row["kind"] == "lmcodec" and row["kbps"]]
+    references = [row for row in results["systems"] if row["kind"] == "reference" and row["kbps"]]
+    keys = [key for key in PAIRED_METRICS if any(key in row["per_item"] for row in systems)]
+    lines = []
+    for system in systems:
+        for reference in references:
+            if reference["kbps"] <= PAIRED_RATE_RATIO * system["kbps"]:
+                cells = [paired_cell(paired_difference(system, reference, key), key) for key in keys]
+                lines.append(f"| {system['name']} − {reference['name']} | "
+                             f"{system['kbps']:.3f} / {reference['kbps']:.3f} | " + " | ".join(cells) + " |")
+    if not lines or not keys:
+        return None
+    header = ["pair", "kbps", *(LABELS[key] for key in keys)]
+    return "\n".join(["| " + " | ".join(header) + " |", "|" + "---|" * len(header), *lines])
 
 
 def weights_line(meta: dict) -> str:
@@ -219,6 +267,12 @@ def write_markdown(results: dict, out: Path, plots: list[Path]) -> Path:
              scale_note(), ""]
     lines += [f"- {note}" for note in meta["notes"]]
     lines += [f"- {line}" for line in meta["missing_reference_codecs"]]
+    paired = paired_table(results)
+    if paired:
+        lines += ["", "## Paired differences", "",
+                  f"Per utterance, LMCodec minus each reference codec spending at most {PAIRED_RATE_RATIO:g}x its "
+                  "kbps: mean ± standard error (utterances where LMCodec is better / utterances scored); in bold when "
+                  "the mean is more than two standard errors from zero. Positive is better for LMCodec.", "", paired]
     lines += ["", "## Plots", ""] + [f"![{path.stem}]({PLOTS}/{path.name})" for path in plots]
     lines += ["", "Listening page with the decoded audio: [report.html](report.html)", ""]
     path = out / "report.md"
