@@ -376,3 +376,15 @@ def test_card_says_when_worker_processes_shared_the_machine(tiny_checkpoint, tmp
     path.write_text(json.dumps(results))
     text = str(render_model_card(tiny_checkpoint, path, DEFAULT_CPU_FACTS))
     assert "1 thread(s) in each of 2 processes coding utterances at the same time." in text
+
+
+def test_card_shows_the_paired_differences_against_reference_codecs(tiny_checkpoint, tmp_path):
+    config = lmcodec.LMCodecConfig.from_pretrained(tiny_checkpoint)
+    results = sample_results(config)
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps(results))
+    text = str(render_model_card(tiny_checkpoint, path, DEFAULT_CPU_FACTS))
+    sent = next(row for row in results["systems"] if row["kind"] == "lmcodec")
+    # invented scores: LMCodec 0.4 below Codec2 700C on PESQ-WB on both utterances (no spread: SE 0, so bold)
+    assert f"| {sent['name']} − Codec2 700C | {sent['kbps']:.3f} / 0.800 | **-0.70 ± 0.00** (0/2) |" in text
+    assert "Codec2 3200" not in text.split("Paired differences")[1].split("\n\n")[1]  # 3.2 kbps: not a peer
