@@ -19,7 +19,7 @@ from transformers import AutoModel
 import lmcodec
 from lmcodec.errors import LMCodecError
 from lmcodec.training.bundle_default import SIZE_BUDGET_BYTES, bundle_default_checkpoint
-from tests.conftest import speech_files, tiny_config
+from tests.conftest import export_integer_entropy_model, speech_files, speech_like, tiny_config
 
 DEFAULT = Path(lmcodec.DEFAULT_CHECKPOINT)
 
@@ -111,19 +111,26 @@ def test_assembling_takes_each_lm_from_its_checkpoint_and_refuses_other_codes(tm
     from lmcodec.training.assemble import assemble_checkpoint
 
     torch.manual_seed(0)
-    codec = lmcodec.LMCodecModel(tiny_config()).eval()
-    fine, entropy = (lmcodec.LMCodecModel(tiny_config(entropy_lm_depth=False)).eval() for _ in range(2))
+    codec = lmcodec.LMCodecModel(tiny_config(entropy_lm_depth=False)).eval()
+    fine, entropy = (lmcodec.LMCodecModel(tiny_config(entropy_lm_depth=True)).eval() for _ in range(2))
     for model in (fine, entropy):  # the LMs were trained on the codec's codes: same encoder and quantizer
         model.encoder.load_state_dict(codec.encoder.state_dict())
         model.quantizer.load_state_dict(codec.quantizer.state_dict())
+    export_integer_entropy_model(entropy)  # as train-lm --target entropy does: coding uses this integer twin
     for name, model in {"codec": codec, "fine": fine, "entropy": entropy}.items():
         lmcodec.save_checkpoint(model, tmp_path / name)
     assembled = assemble_checkpoint(tmp_path / "codec", tmp_path / "fine", tmp_path / "entropy")
     state = assembled.state_dict()
+    assert any(name.startswith("integer_entropy_lm.") for name in state)
     for name, tensor in state.items():
-        source = fine if name.startswith("fine_lm.") else entropy if name.startswith("entropy_lm.") else codec
+        source = fine if name.startswith("fine_lm.") else entropy if "entropy_lm." in name else codec
         assert torch.equal(tensor, source.state_dict()[name]), name
-    assert assembled.config.entropy_lm_depth is False  # the entropy LM's config comes with its weights
+    # the entropy LM's config comes with its weights, and the integer model with them
+    assert assembled.config.entropy_lm_depth is True and assembled.config.integer_entropy_model
+    audio = speech_like(1.0)  # entropy coding works (it needs the integer model) and decodes
+    decoded, _ = assembled.decompress(assembled.compress(audio, sampling_rate=16000, entropy_coding=True),
+                                      fine_decoding="coarse-only")
+    assert abs(len(decoded) - len(audio)) < assembled.config.hop_length
 
     with torch.no_grad():
         fine.quantizer.codebooks.add_(1.0)

@@ -19,7 +19,11 @@ import torch
 from lmcodec.errors import LMCodecError
 
 TOKEN_DEFINING_PARTS = ("encoder.", "quantizer.")  # the weights that decide which codes audio gets
-LM_CONFIG_FIELDS = {"fine_lm": ("fine_lm_config",), "entropy_lm": ("entropy_lm_config", "entropy_lm_depth")}
+LM_CONFIG_FIELDS = {"fine_lm": ("fine_lm_config",),
+                    "entropy_lm": ("entropy_lm_config", "entropy_lm_depth", "integer_entropy_model")}
+# The modules each LM checkpoint contributes: the entropy LM comes with its integer twin (the model coding uses),
+# which `train-lm --target entropy` exports from it; a checkpoint without one gives none.
+LM_MODULES = {"fine_lm": ("fine_lm.",), "entropy_lm": ("entropy_lm.", "integer_entropy_lm.")}
 
 
 def check_same_codes(codec_state: dict, other_state: dict, other_name: str) -> None:
@@ -31,7 +35,8 @@ def check_same_codes(codec_state: dict, other_state: dict, other_name: str) -> N
 
 
 def assemble_checkpoint(codec: str | Path, fine_lm: str | Path, entropy_lm: str | Path):
-    """The codec checkpoint's model with `fine_lm`'s fine LM and `entropy_lm`'s entropy LM (weights and configs)."""
+    """The codec checkpoint's model with `fine_lm`'s fine LM and `entropy_lm`'s entropy LM and its integer entropy
+    model, when it has one (weights and configs)."""
     from lmcodec import LMCodecConfig, LMCodecModel
     from lmcodec.hub_cards.model_card import load_model
 
@@ -45,9 +50,11 @@ def assemble_checkpoint(codec: str | Path, fine_lm: str | Path, entropy_lm: str 
         for field in LM_CONFIG_FIELDS[part]:
             config[field] = source.config.to_dict()[field]
     model = LMCodecModel(LMCodecConfig.from_dict(config)).eval()
-    state = {name: tensor for name, tensor in codec_state.items() if not name.startswith(tuple(parts))}
+    taken = tuple(prefix for part in parts for prefix in LM_MODULES[part])
+    state = {name: tensor for name, tensor in codec_state.items() if not name.startswith(taken)}
     for part, source in parts.items():
-        state.update({name: tensor for name, tensor in source.state_dict().items() if name.startswith(part + ".")})
+        state.update({name: tensor for name, tensor in source.state_dict().items()
+                      if name.startswith(LM_MODULES[part])})
     model.load_state_dict(state, strict=True)
     return model
 
