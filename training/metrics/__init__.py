@@ -8,7 +8,7 @@
 
 Each metric is one script in this folder (`<name>.py`, an `evaluate.Metric`); the intrusive ones (pesq, stoi,
 mel_distance, si_sdr) share `alignment.py`, which clips each prediction to [-1, 1] and undoes its integer delay
-against the reference (+-2000 samples, cross-correlation) before scoring. pesq, stoi and dnsmos need the `eval`
+against the reference (+-2000 samples: amplitude envelopes, then waveform cross-correlation) before scoring. pesq, stoi and dnsmos need the `eval`
 extra (`pip install 'lmcodec[eval]'`); mel_distance, si_sdr and bitrate need only numpy.
 """
 

@@ -3,8 +3,9 @@
 Every intrusive metric scores a prediction (decoded audio) against its reference only after this module has
 1. checked the sampling rate (16 kHz only) and made both 1-D float64 arrays,
 2. clipped the prediction to [-1, 1] (what a 16-bit file or a sound card would do to it),
-3. found the integer lag of the prediction behind its reference, within +-`max_lag` samples, as the peak of their
-   cross-correlation (computed with one FFT), shifted the prediction by it and trimmed both to the common length,
+3. found the integer lag of the prediction behind its reference, within +-`max_lag` samples (first on their
+   amplitude envelopes, which a vocoder's phase does not move, then refined on the waveform; `estimate_lag`),
+   shifted the prediction by it and trimmed both to the common length,
 so a codec's algorithmic delay (or a resampler's) is not counted as distortion.
 
 The metric scripts import it as `from .alignment import ...`: `evaluate.load` copies a relative import next to
@@ -44,27 +45,54 @@ def as_signal(audio, what: str = "audio") -> np.ndarray:
     return signal
 
 
+ENVELOPE_HOP = 16  # samples (1 ms): resolution of the coarse, phase-insensitive lag search
+ENVELOPE_SMOOTHING = 10  # hops averaged (10 ms), enough to blur pitch pulses, which a vocoder's phase moves
+
+
+def cross_correlation(prediction: np.ndarray, reference: np.ndarray, max_lag: int) -> np.ndarray:
+    """c[k] = sum_n prediction[n + k] * reference[n] for k = -max_lag..max_lag (one zero-padded FFT)."""
+    size = prediction.size + reference.size - 1
+    n_fft = 1 << (size - 1).bit_length()
+    correlation = np.fft.irfft(np.fft.rfft(prediction, n_fft) * np.conj(np.fft.rfft(reference, n_fft)), n_fft)
+    # lags -max_lag..-1 sit at the end of the circular result, 0..max_lag at the start
+    return np.concatenate([correlation[n_fft - max_lag:], correlation[: max_lag + 1]])
+
+
+def envelope(signal: np.ndarray) -> np.ndarray:
+    """RMS per `ENVELOPE_HOP` samples, smoothed over `ENVELOPE_SMOOTHING` hops, mean removed."""
+    frames = signal[: signal.size // ENVELOPE_HOP * ENVELOPE_HOP].reshape(-1, ENVELOPE_HOP)
+    rms = np.sqrt(np.mean(frames**2, axis=1))
+    smoothed = np.convolve(rms, np.ones(ENVELOPE_SMOOTHING) / ENVELOPE_SMOOTHING, mode="same")
+    return smoothed - smoothed.mean()
+
+
 def estimate_lag(prediction: np.ndarray, reference: np.ndarray, max_lag: int = MAX_LAG) -> int:
     """How many samples `prediction` is late relative to `reference` (negative: early), within +-max_lag.
 
-    The lag maximizes the cross-correlation c[k] = sum_n prediction[n + k] * reference[n], computed for all k at
-    once as irfft(P * conj(R)) with zero padding (no wrap-around). Returns 0 when the correlation is nowhere
-    positive (silence, or nothing in common).
+    Two steps, so that a codec that changes the phase (a vocoder, a neural decoder) is not shifted by a pitch
+    period: the lag of the best cross-correlation of the two amplitude envelopes (1 ms resolution, insensitive to
+    phase), then the waveform cross-correlation's best lag within two envelope hops of it (exact for codecs that
+    keep the waveform). Returns 0 when the correlation is nowhere positive (silence, or nothing in common).
     """
     prediction = np.asarray(prediction, dtype=np.float64)
     reference = np.asarray(reference, dtype=np.float64)
     max_lag = int(max(0, min(max_lag, prediction.size - 1, reference.size - 1)))
     if max_lag == 0:
         return 0
-    size = prediction.size + reference.size - 1
-    n_fft = 1 << (size - 1).bit_length()
-    correlation = np.fft.irfft(np.fft.rfft(prediction, n_fft) * np.conj(np.fft.rfft(reference, n_fft)), n_fft)
-    # lags -max_lag..-1 sit at the end of the circular result, 0..max_lag at the start
-    window = np.concatenate([correlation[n_fft - max_lag:], correlation[: max_lag + 1]])
-    best = int(np.argmax(window))
-    if not window[best] > 0:
-        return 0
-    return best - max_lag
+    coarse = 0
+    frames = max_lag // ENVELOPE_HOP
+    if frames > 0 and min(prediction.size, reference.size) >= 4 * ENVELOPE_HOP * ENVELOPE_SMOOTHING:
+        predicted, referenced = envelope(prediction), envelope(reference)
+        frames = min(frames, predicted.size - 1, referenced.size - 1)
+        window = cross_correlation(predicted, referenced, frames)
+        best = int(np.argmax(window))
+        if window[best] > 0:
+            coarse = (best - frames) * ENVELOPE_HOP
+    window = cross_correlation(prediction, reference, max_lag)
+    low, high = max(-max_lag, coarse - 2 * ENVELOPE_HOP), min(max_lag, coarse + 2 * ENVELOPE_HOP)
+    near = window[low + max_lag : high + max_lag + 1]
+    best = int(np.argmax(near))
+    return low + best if near[best] > 0 else coarse
 
 
 def align(prediction, reference, max_lag: int = MAX_LAG, clip: bool = True) -> tuple[np.ndarray, np.ndarray, int]:

@@ -40,7 +40,7 @@ all bands and frames, per item; the result is the mean over items. A distance of
 differ by a factor of 10 on average.
 
 Before scoring, each prediction is clipped to [-1, 1] and time-aligned to its reference (integer lag within
-+-max_lag samples by FFT cross-correlation; both are then trimmed to their common length), so a codec's delay does
++-max_lag samples, found on the amplitude envelopes and refined by FFT cross-correlation; both are then trimmed to their common length), so a codec's delay does
 not count as distortion.
 """
 

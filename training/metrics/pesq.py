@@ -34,7 +34,7 @@ degraded speech signal compared with its clean reference. This module computes t
 (MOS-LQO) range from about 1.04 (bad) to 4.64 (identical to the reference); higher is better.
 
 Before scoring, each prediction is clipped to [-1, 1] and time-aligned to its reference (integer lag within
-+-max_lag samples by FFT cross-correlation; both are then trimmed to their common length), so a codec's delay does
++-max_lag samples, found on the amplitude envelopes and refined by FFT cross-correlation; both are then trimmed to their common length), so a codec's delay does
 not count as distortion. PESQ itself normalizes levels, so the overall gain does not matter.
 """
 

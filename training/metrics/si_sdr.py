@@ -28,7 +28,7 @@ Higher is better. It is a waveform metric: a low-bitrate generative codec that k
 phase can score low (even below 0 dB) while sounding good; read it with PESQ, STOI and the mel distance.
 
 Before scoring, each prediction is clipped to [-1, 1] and time-aligned to its reference (integer lag within
-+-max_lag samples by FFT cross-correlation; both are then trimmed to their common length), so a codec's delay does
++-max_lag samples, found on the amplitude envelopes and refined by FFT cross-correlation; both are then trimmed to their common length), so a codec's delay does
 not count as distortion.
 """
 

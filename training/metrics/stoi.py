@@ -37,7 +37,7 @@ Scores lie in about [0, 1]; 1 means the envelopes match the reference exactly; h
 `extended=True` the extended STOI (ESTOI, Jensen & Taal 2016) is returned instead.
 
 Before scoring, each prediction is clipped to [-1, 1] and time-aligned to its reference (integer lag within
-+-max_lag samples by FFT cross-correlation; both are then trimmed to their common length), so a codec's delay does
++-max_lag samples, found on the amplitude envelopes and refined by FFT cross-correlation; both are then trimmed to their common length), so a codec's delay does
 not count as distortion.
 """
 
