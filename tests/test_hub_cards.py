@@ -366,24 +366,25 @@ def test_card_credits_the_v2_corpora_found_in_the_training_record(tiny_checkpoin
     assert "children's or non-English" not in text
 
 
+def card_with_results(checkpoint, folder: Path, results: dict) -> str:
+    """The model card of `checkpoint` rendered with `results` (written to folder/results.json) and DEFAULT_CPU_FACTS."""
+    path = folder / "results.json"
+    path.write_text(json.dumps(results))
+    return str(render_model_card(checkpoint, path, DEFAULT_CPU_FACTS))
+
+
 def test_card_says_when_worker_processes_shared_the_machine(tiny_checkpoint, tmp_path):
     """RTF measured with `lmcodec evaluate --jobs 2` ran beside a second process: the card says so."""
     results = sample_results(lmcodec.LMCodecConfig.from_pretrained(tiny_checkpoint))
-    path = tmp_path / "results.json"
-    path.write_text(json.dumps(results))
-    assert "1 thread(s)." in str(render_model_card(tiny_checkpoint, path, DEFAULT_CPU_FACTS))
+    assert "1 thread(s)." in card_with_results(tiny_checkpoint, tmp_path, results)
     results["metadata"]["jobs"] = 2
-    path.write_text(json.dumps(results))
-    text = str(render_model_card(tiny_checkpoint, path, DEFAULT_CPU_FACTS))
+    text = card_with_results(tiny_checkpoint, tmp_path, results)
     assert "1 thread(s) in each of 2 processes coding utterances at the same time." in text
 
 
 def test_card_shows_the_paired_differences_against_reference_codecs(tiny_checkpoint, tmp_path):
-    config = lmcodec.LMCodecConfig.from_pretrained(tiny_checkpoint)
-    results = sample_results(config)
-    path = tmp_path / "results.json"
-    path.write_text(json.dumps(results))
-    text = str(render_model_card(tiny_checkpoint, path, DEFAULT_CPU_FACTS))
+    results = sample_results(lmcodec.LMCodecConfig.from_pretrained(tiny_checkpoint))
+    text = card_with_results(tiny_checkpoint, tmp_path, results)
     sent = next(row for row in results["systems"] if row["kind"] == "lmcodec")
     # invented scores: LMCodec 0.4 below Codec2 700C on PESQ-WB on both utterances (no spread: SE 0, so bold)
     assert f"| {sent['name']} − Codec2 700C | {sent['kbps']:.3f} / 0.800 | **-0.70 ± 0.00** (0/2) |" in text
