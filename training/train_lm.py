@@ -76,21 +76,19 @@ def tokenize(model, dataset, audio_column: str, cache_dir: str | Path, name: str
     at 8 on one CPU thread)."""
     import datasets
 
+    from lmcodec import LMCodecFeatureExtractor
     from lmcodec.training.data import decode_audio
 
     cache = Path(cache_dir)
     cache.mkdir(parents=True, exist_ok=True)
     levels = model.config.num_quantizers
 
+    extractor = LMCodecFeatureExtractor(sampling_rate=model.config.sampling_rate, hop_length=model.config.hop_length)
+
     def encode(batch):
-        audios = [decode_audio(value) for value in batch[audio_column]]
-        samples = torch.zeros(len(audios), 1, max(len(audio) for audio in audios))
-        padding_mask = torch.zeros(len(audios), samples.shape[-1], dtype=torch.long)
-        for row, audio in enumerate(audios):
-            samples[row, 0, : len(audio)] = torch.from_numpy(audio)
-            padding_mask[row, : len(audio)] = 1
+        inputs = extractor([decode_audio(value) for value in batch[audio_column]], sampling_rate=extractor.sampling_rate)
         with torch.inference_mode():
-            output = model.encode(samples, padding_mask=padding_mask)
+            output = model.encode(inputs["input_values"], padding_mask=inputs["padding_mask"])
         frames = output.audio_codes_mask.sum(dim=-1).tolist()
         codes = [output.audio_codes[row, :, :count].to(torch.int16).flatten().numpy() for row, count in enumerate(frames)]
         return {"codes": codes, "frames": frames}
