@@ -382,14 +382,11 @@ def evaluation_section(results: dict) -> dict:
                     "numbers do not measure a trained LMCodec.**" if random
                     else f"Weights evaluated: {one_line(meta.get('model'))}.")
     data_text = str(meta.get("data") or "").lower()
-    from lmcodec.training.report import PAIRED_RATE_RATIO, paired_table
+    from lmcodec.training.report import PAIRED_NOTE, paired_table
 
     return {
         "paired_table": paired_table(results),
-        "paired_note": (f"Paired differences, per utterance: LMCodec minus each reference codec spending at most "
-                        f"{PAIRED_RATE_RATIO:g}x its kbps; mean ± standard error (utterances where LMCodec is better / "
-                        "utterances scored), in bold when more than two standard errors from zero. Positive is better "
-                        "for LMCodec."),
+        "paired_note": "Paired differences. " + PAIRED_NOTE,
         "weights_line": weights_line,
         "data_line": data_line,
         "machine_line": machine_line,

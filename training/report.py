@@ -81,6 +81,9 @@ def markdown_table(results: dict) -> str:
 
 PAIRED_METRICS = ("pesq", "stoi", "dnsmos_ovrl")
 PAIRED_RATE_RATIO = 1.5  # a reference codec is compared with an LMCodec row when it spends at most 1.5x its kbps
+PAIRED_NOTE = (f"Per utterance, LMCodec minus each reference codec spending at most {PAIRED_RATE_RATIO:g}x its kbps: "
+               "mean ± standard error (utterances where LMCodec is better / utterances scored); in bold when the mean "
+               "is more than two standard errors from zero. Positive is better for LMCodec.")
 
 
 def paired_difference(system: dict, reference: dict, key: str) -> tuple[float, float | None, int, int] | None:
@@ -269,10 +272,7 @@ def write_markdown(results: dict, out: Path, plots: list[Path]) -> Path:
     lines += [f"- {line}" for line in meta["missing_reference_codecs"]]
     paired = paired_table(results)
     if paired:
-        lines += ["", "## Paired differences", "",
-                  f"Per utterance, LMCodec minus each reference codec spending at most {PAIRED_RATE_RATIO:g}x its "
-                  "kbps: mean ± standard error (utterances where LMCodec is better / utterances scored); in bold when "
-                  "the mean is more than two standard errors from zero. Positive is better for LMCodec.", "", paired]
+        lines += ["", "## Paired differences", "", PAIRED_NOTE, "", paired]
     lines += ["", "## Plots", ""] + [f"![{path.stem}]({PLOTS}/{path.name})" for path in plots]
     lines += ["", "Listening page with the decoded audio: [report.html](report.html)", ""]
     path = out / "report.md"
