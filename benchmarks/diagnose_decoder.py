@@ -60,8 +60,8 @@ def head_outputs(model, item: np.ndarray, levels):
     head = decoder.head
     log_magnitude, phase = head.spectra(hidden)
     frames = log_magnitude.shape[1]
-    hop = head.window_length // getattr(head, "overlap", 2)
-    extended = torch.nn.functional.pad(samples, (0, head.window_length))
+    hop = head.synthesis_hop
+    extended = torch.nn.functional.pad(samples, (head.lookback, head.window_length))  # frame i starts at hop*i - lookback
     segments = extended.unfold(1, head.window_length, hop)[:, :frames]
     if getattr(head, "overlap", 2) > 2:  # weighted overlap-add: the exact spectra are of Hann-windowed segments
         segments = segments * torch.hann_window(head.window_length, periodic=True)
@@ -153,7 +153,7 @@ def main() -> None:
         model.quantizer.update_codebooks = False
         latent, _ = model.encoder(batch)
         quantized = model.quantizer(latent)
-        recon, _ = model.decode_latent(quantized.quantized)
+        recon = model.decode_latent(quantized.quantized)
         _, parts = model.reconstruction_loss(recon, batch)
         parts["commitment"] = quantized.commitment_loss
         probes = {"head": model.decoder.head.projection.weight, "decoder_in": model.decoder.input_projection.weight,

@@ -149,22 +149,35 @@ class LMCodecISTFTHead(ComputedBuffersMixin, nn.Module):
     than unwindowed ones, and every output sample is the average of `overlap` frames, so one frame's phase error no
     longer decides half of the output. Frames still only start at or after the samples they are emitted for, so
     the head adds no delay either. State: the pending `window - window / overlap` samples.
+
+    `synthesis_window_length` > `window_length` (a longer synthesis window, e.g. 640 samples = 40 ms): frames keep
+    their synthesis hop and their end, and reach `lookback = synthesis_window_length - window_length` samples further
+    back (frame i covers `[synthesis_hop * i - lookback, synthesis_hop * i + window)`), so more frames overlap each
+    sample and the spectra resolve harmonics more finely, at the price of an output delay: the samples this head
+    emits run `lookback` samples behind (its first `lookback` samples lie before time 0, and the last `lookback`
+    samples of a stream are still pending). `LMCodecDecoder.decode_offline` and the streaming decoder undo that.
     """
 
     NOISE_PHASE_FRAMES = 1024  # period of the pseudo-random phase table of `phase="noise"` (about 10 s at hop 160)
 
     def __init__(self, hidden_size: int, window_length: int, hop_length: int, max_log_magnitude: float = 6.0,
-                 overlap: int = 2, phase: str = "predicted"):
+                 overlap: int = 2, phase: str = "predicted", synthesis_window_length: int | None = None):
         super().__init__()
         if overlap < 2 or overlap % 2 or window_length % overlap or window_length != 2 * hop_length:
             raise ValueError(f"overlap must be an even number >= 2 dividing window_length ({window_length}) with "
                              f"window_length = 2 * hop_length; got overlap={overlap}, hop_length={hop_length}.")
-        self.window_length = window_length
+        synthesis_hop = window_length // overlap
+        synthesis_window_length = window_length if synthesis_window_length is None else synthesis_window_length
+        if synthesis_window_length < window_length or synthesis_window_length % synthesis_hop:
+            raise ValueError(f"synthesis_window_length must be a multiple of the synthesis hop ({synthesis_hop}) and "
+                             f">= window_length ({window_length}); got {synthesis_window_length}.")
+        self.window_length = synthesis_window_length
         self.hop_length = hop_length
-        self.overlap = overlap
+        self.synthesis_hop = synthesis_hop
+        self.overlap = synthesis_window_length // synthesis_hop  # frames that overlap each output sample
+        self.lookback = synthesis_window_length - window_length  # output delay in samples
         self.frames_per_step = overlap // 2
-        self.synthesis_hop = window_length // overlap
-        self.num_bins = window_length // 2 + 1
+        self.num_bins = synthesis_window_length // 2 + 1
         self.max_log_magnitude = max_log_magnitude
         if phase not in ("predicted", "noise"):
             raise ValueError(f"phase must be 'predicted' or 'noise', got {phase!r}.")
@@ -198,7 +211,7 @@ class LMCodecISTFTHead(ComputedBuffersMixin, nn.Module):
     def synthesize(self, spectrum: torch.Tensor, state: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Complex spectra `[B, m, bins]` → (samples `[B, m * synthesis_hop]`, new state): windowed overlap-add."""
         frames = torch.fft.irfft(spectrum, n=self.window_length, dim=-1) * self.window
-        if self.overlap == 2:
+        if self.overlap == 2:  # the original head (window = 2 * hop)
             heads, tails = frames[..., : self.hop_length], frames[..., self.hop_length :]
             if state is None:
                 state = frames.new_zeros(frames.shape[0], self.hop_length)

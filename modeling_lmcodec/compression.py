@@ -308,16 +308,22 @@ class LMCodecStreamDecompressor:
             return self._decoder.push_latent(self._fine.push_latent(coarse)[1][0]).numpy()
         return self._decoder.push(self._fine.push(coarse)[0]).numpy()
 
+    def _flush_decoder(self) -> np.ndarray:
+        """The samples the decoder still holds back (its output delay; none for the default decoder)."""
+        return self._decoder.flush().cpu().numpy()
+
     def _silence(self, frames: int, reason: str) -> np.ndarray:
+        """`frames` frames of silence, after whatever the decoder still held of the audio before them."""
+        held = self._flush_decoder()
         if frames <= 0:
-            return np.zeros(0, dtype=np.float32)
+            return held
         if self.lost and self.lost[-1][0] + self.lost[-1][1] == self.frames_done and self.lost[-1][2] == reason:
             first, count, _ = self.lost[-1]
             self.lost[-1] = (first, count + frames, reason)
         else:
             self.lost.append((self.frames_done, frames, reason))
         self.frames_done += frames
-        return np.zeros(frames * self.model.config.hop_length, dtype=np.float32)
+        return np.concatenate([held, np.zeros(frames * self.model.config.hop_length, dtype=np.float32)])
 
     def decode_packet(self, packet: Packet, true_first_frame: int | None = None) -> np.ndarray:
         """Decode one packet into samples (before trimming to the stream length). `true_first_frame`, when the
@@ -395,7 +401,7 @@ class LMCodecStreamDecompressor:
                 raise
             if expected is not None:
                 return self._trim(self._silence(expected - self.frames_done, "stream truncated or unreadable"))
-        return np.zeros(0, dtype=np.float32)
+        return self._trim(self._flush_decoder())
 
     def describe_losses(self) -> str:
         """One line saying what was lost, in seconds and frames (empty when nothing was)."""

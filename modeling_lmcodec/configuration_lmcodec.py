@@ -63,6 +63,13 @@ class LMCodecConfig(PreTrainedConfig):
             frame, 50% overlap-add of unwindowed-segment spectra (the original head). 4: two spectra per STFT frame
             at a hop of `stft_window_length / 4`, weighted overlap-add of Hann-windowed spectra (smoother output,
             same latency, a slightly larger output projection).
+        decoder_window_length (`int`, *optional*):
+            Synthesis window of the decoder's inverse-STFT head in samples (default: `stft_window_length`). A longer
+            window (a multiple of the synthesis hop `stft_window_length / decoder_head_overlap`, e.g. 640 = 40 ms)
+            resolves harmonics more finely and overlaps more frames per sample; its frames reach back in time, so
+            the decoded audio leaves the streaming decoder `decoder_window_length - stft_window_length` samples
+            later (`decoder_output_delay`; 20 ms for 640) and the algorithmic latency grows by as much. Not
+            combined with `num_harmonics`.
         decoder_phase (`str`, *optional*, defaults to `"predicted"`):
             Phase of the iSTFT head: `"predicted"` (a phase per frame and bin from the decoder) or `"noise"` (a fixed
             pseudo-random phase: the head synthesises filtered noise from its predicted magnitude; with
@@ -168,6 +175,7 @@ class LMCodecConfig(PreTrainedConfig):
     num_decoder_frame_layers: int = 4
     num_decoder_stft_layers: int = 4
     decoder_head_overlap: int = 2
+    decoder_window_length: int | None = None
     decoder_phase: str = "predicted"
     num_harmonics: int = 0
     pitch_loss_weight: float = 1.0
@@ -244,6 +252,18 @@ class LMCodecConfig(PreTrainedConfig):
                 f"LMCodecConfig.stft_window_length must be twice stft_hop_length ({2 * self.stft_hop_length}), "
                 f"got {self.stft_window_length}: the causal overlap-add assumes 50% overlap."
             )
+        window = self.decoder_window_length
+        if window is not None:
+            synthesis_hop = self.stft_window_length // overlap
+            if (not isinstance(window, int) or isinstance(window, bool) or window < self.stft_window_length
+                    or window % synthesis_hop):
+                raise ValueError(f"LMCodecConfig.decoder_window_length must be a multiple of the synthesis hop "
+                                 f"({synthesis_hop}) and at least stft_window_length ({self.stft_window_length}), "
+                                 f"got {window!r}.")
+            if window > self.stft_window_length and self.num_harmonics > 0:
+                raise ValueError("LMCodecConfig.decoder_window_length longer than stft_window_length cannot be "
+                                 "combined with num_harmonics > 0 (the harmonic branch has no output delay); set one "
+                                 "of them back to its default.")
         if self.decoder_phase not in ("predicted", "noise"):
             raise ValueError(f"LMCodecConfig.decoder_phase must be 'predicted' or 'noise', got {self.decoder_phase!r}.")
         if self.codebook_size < 2 or self.codebook_size & (self.codebook_size - 1):
@@ -324,10 +344,19 @@ class LMCodecConfig(PreTrainedConfig):
         return int(math.log2(self.codebook_size))
 
     @property
+    def decoder_output_delay(self) -> int:
+        """Samples by which the streaming decoder's output trails its input frames (0 unless the synthesis window
+        `decoder_window_length` is longer than `stft_window_length`)."""
+        window = self.stft_window_length if self.decoder_window_length is None else self.decoder_window_length
+        return window - self.stft_window_length
+
+    @property
     def algorithmic_latency_ms(self) -> float:
         """Worst-case delay between a sample entering the encoder and its reconstruction leaving the decoder: one
-        encoder block (the first frame of a block waits for the second; no layer looks further ahead)."""
-        return 1000.0 * frames_to_samples(ENCODER_BLOCK_FRAMES, self.hop_length) / self.sampling_rate
+        encoder block (the first frame of a block waits for the second; no layer looks further ahead) plus the
+        decoder's output delay."""
+        samples = frames_to_samples(ENCODER_BLOCK_FRAMES, self.hop_length) + self.decoder_output_delay
+        return 1000.0 * samples / self.sampling_rate
 
     def coarse_bitrate(self, num_coarse_quantizers: int | None = None) -> float:
         """Raw bitrate in bit/s of `num_coarse_quantizers` levels without entropy coding (1500.0 for 3 levels)."""

@@ -117,7 +117,8 @@ class LMCodecDecoder(nn.Module):
         self.stft_layers = LMCodecConvNeXtStack(config.num_decoder_stft_layers, *stack_args)
         self.output_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.head = LMCodecISTFTHead(config.hidden_size, config.stft_window_length, config.stft_hop_length,
-                                     overlap=config.decoder_head_overlap, phase=config.decoder_phase)
+                                     overlap=config.decoder_head_overlap, phase=config.decoder_phase,
+                                     synthesis_window_length=config.decoder_window_length)
         self.harmonic_head = None
         if config.num_harmonics > 0:
             self.harmonic_head = LMCodecHarmonicHead(config.hidden_size, config.stft_hop_length, config.num_harmonics,
@@ -141,12 +142,38 @@ class LMCodecDecoder(nn.Module):
             samples = samples + harmonic.to(samples.dtype)
         return samples, (head_state, harmonic_state)
 
+    @property
+    def output_delay(self) -> int:
+        """Samples by which `forward`'s output trails the input frames (the iSTFT head's lookback; 0 by default)."""
+        return self.head.lookback
+
     def forward(self, latent: torch.Tensor, state: tuple | None = None) -> tuple[torch.Tensor, tuple]:
-        """latent: `[B, n, codebook_dim]` → (samples `[B, n * hop_length]`, state). `state=None` starts a stream."""
+        """Streaming step. latent: `[B, n, codebook_dim]` → (samples `[B, n * hop_length]`, state); `state=None`
+        starts a stream. The samples run `output_delay` samples behind the frames (see `pending_samples`)."""
         trunk_state, heads_state = (None, None) if state is None else state
         hidden, trunk_state = self.hidden_states(latent, trunk_state)
         samples, heads_state = self.synthesize(hidden, heads_state)
         return samples, (trunk_state, heads_state)
+
+    def pending_samples(self, state: tuple) -> torch.Tensor:
+        """The `output_delay` samples `[B, output_delay]` a stream with decoder `state` has not emitted yet (the
+        last frames' overlap-add tail, without the frames that would follow)."""
+        (pending, _), _ = state[1]
+        return pending[:, : self.output_delay]
+
+    def synthesize_offline(self, hidden: torch.Tensor) -> torch.Tensor:
+        """Normalised hidden states `[B, m, C]` of a whole signal → samples `[B, m * stft_hop_length]` aligned with the
+        input (the head's output delay removed; the last `output_delay` samples lack the frames that would follow)."""
+        samples, heads_state = self.synthesize(hidden)
+        delay = self.output_delay
+        if delay == 0:
+            return samples
+        return torch.cat([samples, heads_state[0][0][:, :delay]], dim=1)[:, delay:]
+
+    def decode_offline(self, latent: torch.Tensor) -> torch.Tensor:
+        """latent `[B, n, codebook_dim]` of a whole signal → samples `[B, n * hop_length]` aligned with the input."""
+        hidden, _ = self.hidden_states(latent)
+        return self.synthesize_offline(hidden)
 
 
 class LMCodecPreTrainedModel(PreTrainedModel):
@@ -276,9 +303,9 @@ class LMCodecModel(LMCodecPreTrainedModel):
                 f"audio_codes must hold 1 to {self.config.num_quantizers} levels, got {audio_codes.shape[1]}."
             )
 
-    def decode_latent(self, latent: torch.Tensor, state: tuple | None = None) -> tuple[torch.Tensor, tuple]:
-        """Quantized latent `[B, n, codebook_dim]` → (unclipped samples `[B, n * hop_length]`, decoder state)."""
-        return self.decoder(latent, state)
+    def decode_latent(self, latent: torch.Tensor) -> torch.Tensor:
+        """Quantized latent `[B, n, codebook_dim]` of a whole signal → unclipped samples `[B, n * hop_length]`."""
+        return self.decoder.decode_offline(latent)
 
     @torch.no_grad()
     def decode(
@@ -289,8 +316,7 @@ class LMCodecModel(LMCodecPreTrainedModel):
         samples and padded positions are zeroed."""
         self._check_audio_codes(audio_codes)
         latent = self.quantizer.decode(audio_codes.to(self.device))
-        samples, _ = self.decode_latent(latent)
-        samples = samples.clamp(-1.0, 1.0)
+        samples = self.decode_latent(latent).clamp(-1.0, 1.0)
         if padding_mask is not None:
             samples = samples[:, : padding_mask.shape[-1]]
             samples = samples * padding_mask[:, : samples.shape[-1]].to(samples.dtype)
@@ -442,7 +468,7 @@ class LMCodecModel(LMCodecPreTrainedModel):
         frame_mask = self._frame_mask(padding_mask, samples.shape[0], latent.shape[1])
         quantized = self.quantizer(latent, frame_mask)
         hidden, _ = self.decoder.hidden_states(quantized.quantized)
-        reconstruction, _ = self.decoder.synthesize(hidden)
+        reconstruction = self.decoder.synthesize_offline(hidden)
         sample_mask = None
         if padding_mask is not None:
             sample_mask = nn.functional.pad(padding_mask, (0, samples.shape[-1] - length)).to(reconstruction.dtype)

@@ -74,15 +74,22 @@ class LMCodecStreamingEncoder:
 
 
 class LMCodecStreamingDecoder:
-    """`push(codes [K, f]) -> samples [f * hop_length]`: frame-by-frame decoding with carried state."""
+    """`push(codes [K, f]) -> samples`, then `flush() -> samples`: frame-by-frame decoding with carried state.
+
+    With the default decoder every push returns `f * hop_length` final samples and `flush()` returns none. A decoder
+    with an output delay (`config.decoder_output_delay` samples, a synthesis window longer than the STFT window)
+    returns that many fewer samples on the first push and the rest on `flush()`; all pushes plus the flush equal the
+    offline `decode` of the same codes.
+    """
 
     def __init__(self, model):
         self.model = model
         self._state = None
+        self._skip = model.decoder.output_delay  # samples the head emits before time 0
 
     @torch.no_grad()
     def push(self, codes) -> torch.Tensor:
-        """Decode codes `[K, f]` (levels 0..K-1 of f frames) into `f * hop_length` samples in [-1, 1]."""
+        """Decode codes `[K, f]` (levels 0..K-1 of f frames) into up to `f * hop_length` samples in [-1, 1]."""
         codes = torch.as_tensor(codes)
         if codes.dim() != 2:
             raise LMCodecError(f"push() takes codes of shape [levels, frames], got {tuple(codes.shape)}.")
@@ -91,6 +98,24 @@ class LMCodecStreamingDecoder:
 
     @torch.no_grad()
     def push_latent(self, latent: torch.Tensor) -> torch.Tensor:
-        """Decode a quantized latent `[f, D]` (e.g. with expected fine levels) into `f * hop_length` samples."""
-        samples, self._state = self.model.decode_latent(latent.unsqueeze(0).to(self.model.device), self._state)
-        return samples[0].clamp(-1.0, 1.0)
+        """Decode a quantized latent `[f, D]` (e.g. with expected fine levels) into up to `f * hop_length` samples."""
+        samples, self._state = self.model.decoder(latent.unsqueeze(0).to(self.model.device), self._state)
+        samples = samples[0]
+        if self._skip:
+            skipped = min(self._skip, samples.shape[0])
+            samples, self._skip = samples[skipped:], self._skip - skipped
+        return samples.clamp(-1.0, 1.0)
+
+    @torch.no_grad()
+    def flush(self) -> torch.Tensor:
+        """The samples still held back by the decoder's output delay (`[0]` for the default decoder); the stream
+        ends here, so the next push starts a new one."""
+        state, self._state = self._state, None
+        delay = self.model.decoder.output_delay
+        if state is None or delay == 0:
+            self._skip = delay
+            return torch.zeros(0, dtype=self.model.dtype, device=self.model.device)
+        pending = self.model.decoder.pending_samples(state)[0]
+        pending = pending[self._skip:]  # a stream shorter than the delay never reached time 0's samples
+        self._skip = delay
+        return pending.clamp(-1.0, 1.0)

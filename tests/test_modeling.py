@@ -123,6 +123,43 @@ def test_four_times_overlap_head_reconstructs_exactly_and_streams_like_one_shot(
     assert streamed.shape == one_shot.shape and (streamed - one_shot).abs().max().item() <= 1e-5
 
 
+def test_long_synthesis_window_reconstructs_exactly_and_streams_with_its_delay():
+    """decoder_window_length=640 (40 ms frames reaching 320 samples back): Hann-windowed spectra of the segments
+    `[160 i - 320, 160 i + 320)` overlap-add back to the signal 320 samples late; offline decoding removes the delay,
+    and the streaming decoder's pushes plus its flush equal it, for any chunking (also shorter than the delay)."""
+    from lmcodec.codec_blocks import LMCodecISTFTHead, periodic_hann
+
+    head = LMCodecISTFTHead(8, 320, 160, synthesis_window_length=640)
+    assert (head.overlap, head.synthesis_hop, head.lookback, head.projection.out_features) == (4, 160, 320, 2 * 321)
+    signal = torch.from_numpy(speech_like(0.5)).unsqueeze(0)
+    padded = torch.nn.functional.pad(signal, (320, 640))  # frame i covers signal samples [160 i - 320, 160 i + 320)
+    frames = (signal.shape[1] + 319) // 160
+    spectra = torch.fft.rfft(padded.unfold(1, 640, 160)[:, :frames] * periodic_hann(640), dim=-1)
+    samples, _ = head.synthesize(spectra)  # output sample t is signal sample t - 320
+    length = signal.shape[1]
+    assert (samples[0, 480 : length] - signal[0, 160 : length - 320]).abs().max().item() < 1e-5
+    with pytest.raises(Exception, match="decoder_window_length"):
+        lmcodec.LMCodecConfig(decoder_window_length=500)
+    with pytest.raises(Exception, match="num_harmonics"):
+        lmcodec.LMCodecConfig(decoder_window_length=640, num_harmonics=8)
+    config = tiny_config(decoder_window_length=640)
+    assert config.decoder_output_delay == 320 and config.algorithmic_latency_ms == 60.0
+    torch.manual_seed(0)
+    model = lmcodec.LMCodecModel(config).eval()
+    codes = model.encode(as_input(speech_like(0.6))).audio_codes
+    one_shot = model.decode(codes).audio_values[0, 0]
+    assert one_shot.shape == (codes.shape[-1] * HOP,)
+    for chunk in (1, 3, codes.shape[-1]):
+        decoder = model.streaming_decoder()
+        pushed = [decoder.push(codes[0, :, f : f + chunk]) for f in range(0, codes.shape[-1], chunk)]
+        assert pushed[0].shape[0] == min(chunk, codes.shape[-1]) * HOP - 320
+        streamed = torch.cat(pushed + [decoder.flush()])
+        assert streamed.shape == one_shot.shape and (streamed - one_shot).abs().max().item() <= 1e-5
+    decoder = model.streaming_decoder()
+    short = torch.cat([decoder.push(codes[0, :, :1]), decoder.flush()])  # one frame: 320 samples, all pending
+    assert torch.allclose(short, model.decode(codes[..., :1]).audio_values[0, 0], atol=1e-5)
+
+
 def test_padded_batch_equals_each_item_alone(tiny_model):
     extractor = lmcodec.LMCodecFeatureExtractor()
     clips = [speech_like(0.71, seed=3), speech_like(0.33, seed=4)]

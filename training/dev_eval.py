@@ -69,7 +69,7 @@ def reconstruct(model, item: np.ndarray, levels) -> np.ndarray:
     samples = torch.from_numpy(padded).to(model.device, model.dtype).unsqueeze(0)
     latent, _ = model.encoder(samples)
     if levels == "latent":
-        decoded, _ = model.decode_latent(latent)
+        decoded = model.decode_latent(latent)
     else:
         codes = model.quantizer.encode(latent, int(levels))
         decoded = model.decode(codes).audio_values[:, 0]

@@ -64,8 +64,10 @@ def build_model(model_args):
     if model_args.model_name_or_path:
         config = lmcodec.LMCodecConfig.from_pretrained(model_args.model_name_or_path, revision=model_args.revision)
         config = lmcodec.LMCodecConfig.from_dict({**config.to_dict(), **overrides})
+        # overrides may reshape a part (e.g. decoder_window_length the head's projection): that part starts fresh,
+        # and transformers logs which weights it newly initialised
         return lmcodec.LMCodecModel.from_pretrained(model_args.model_name_or_path, revision=model_args.revision,
-                                                    config=config)
+                                                    config=config, ignore_mismatched_sizes=bool(overrides))
     if model_args.model_config:
         base = lmcodec.LMCodecConfig.from_pretrained(model_args.model_config).to_dict()
     else:
