@@ -1,7 +1,8 @@
 """Codec speed and memory: LMCodec's codec against transformers' EncodecModel on the same 30 s of real speech.
 
 Each system runs in its own process with one torch thread; the script prints encode and decode real-time factors
-(seconds of compute per second of audio; lower is faster), peak resident memory, and the ratio. EncodecModel uses its
+(seconds of compute per second of audio; lower is faster), peak resident memory, and the ratio. LMCodec is the
+bundled default checkpoint (its configuration, e.g. the 40 ms synthesis window, sets the cost); EncodecModel uses its
 default 24 kHz configuration with random weights: the architecture's cost does not depend on the weights.
 
     python benchmarks/bench_codec.py [--speech-dir ../shared/data/speech] [--seconds 30] [--repeats 3]
@@ -51,9 +52,9 @@ def measure(system: str, speech_dir: str | None, seconds: float, repeats: int) -
     torch.set_num_threads(1)
     audio, source = speech_clip(speech_dir, seconds)
     if system == "lmcodec":
-        from lmcodec import LMCodecConfig, LMCodecModel
+        from lmcodec import DEFAULT_CHECKPOINT, LMCodecModel
 
-        model = LMCodecModel(LMCodecConfig()).eval()
+        model = LMCodecModel.from_pretrained(DEFAULT_CHECKPOINT).eval()  # the shipped configuration and weights
         inputs = torch.from_numpy(audio).view(1, 1, -1)
 
         def encode():
@@ -117,7 +118,7 @@ def main() -> None:
           f"best of {args.repeats}")
     print(f"{'system':<28}{'params':>9}{'encode RTF':>12}{'decode RTF':>12}{'total RTF':>11}{'peak RSS':>11}"
           f"{'RSS over load':>15}")
-    names = {"lmcodec": "LMCodec codec (default)", "encodec": "EncodecModel 24 kHz"}
+    names = {"lmcodec": "LMCodec codec (bundled)", "encodec": "EncodecModel 24 kHz"}
     for system, row in results.items():
         total = row["encode_rtf"] + row["decode_rtf"]
         print(f"{names[system]:<28}{row['parameters_m']:>8.2f}M{row['encode_rtf']:>12.4f}{row['decode_rtf']:>12.4f}"

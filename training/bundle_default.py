@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
+from lmcodec.configuration_lmcodec import FINE_DECODINGS
 from lmcodec.errors import LMCodecError
 
 SIZE_BUDGET_BYTES = 40 * 1024 * 1024
@@ -51,8 +52,6 @@ def bundle_default_checkpoint(source: str | Path, destination: str | Path = SOUR
     destination = Path(destination)
     model = load_model(source)
     if fine_decoding is not None:
-        from lmcodec.configuration_lmcodec import FINE_DECODINGS
-
         if fine_decoding not in FINE_DECODINGS:
             raise LMCodecError(f"fine_decoding must be one of {', '.join(FINE_DECODINGS)}, got {fine_decoding!r}.")
         model.config.fine_decoding = fine_decoding
@@ -94,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("checkpoint", help="trained checkpoint folder (the entropy LM's `final/`, holding all three)")
     parser.add_argument("--training-facts", metavar="facts.json", help="training facts for the model card")
     parser.add_argument("--results", metavar="results.json", help="`lmcodec evaluate` results of this checkpoint")
-    parser.add_argument("--fine-decoding", choices=("sample", "greedy", "coarse-only"),
+    parser.add_argument("--fine-decoding", choices=FINE_DECODINGS,
                         help="set the checkpoint's default fine decoding (config.fine_decoding) to the one measured best")
     parser.add_argument("--destination", default=str(SOURCE_TREE_DESTINATION), help="default: the source tree's")
     args = parser.parse_args(argv)
