@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -118,6 +119,8 @@ def test_resume_reproduces_the_uninterrupted_run_bit_for_bit(workspace: Path, tm
     checkpoint = full / "checkpoints" / "checkpoint-00000003"
     assert (checkpoint / "COMPLETE").is_file() and (checkpoint / "export" / "config.json").is_file()
     assert lmcodec.LMCodecModel.from_pretrained(checkpoint / "export") is not None
+    recorded = json.loads((full / "run_arguments.json").read_text())  # the arguments as run, command line included
+    assert recorded["max_steps"] == 6 and recorded["save_steps"] == 3 and recorded["output_dir"] == str(full)
 
     resumed = tmp_path / "resumed"
     assert train_codec.main(args_for(workspace, resumed, *common, "--resume_from_checkpoint", str(checkpoint),

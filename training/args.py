@@ -1,7 +1,8 @@
 """Arguments of the training scripts: dataclasses for `transformers.HfArgumentParser`, plus config files.
 
 `parse_arguments(dataclasses, argv)` reads `--config FILE` (JSON, or YAML when PyYAML is installed) whose keys are
-field names of the dataclasses, then applies the rest of the command line on top:
+field names of the dataclasses, then applies the rest of the command line on top. A file may start from another one
+with `"extends": "other.json"` (a path beside it or in `training/configs`); its own keys win, recursively:
 
     python training/train_codec.py --config training/configs/tiny-cpu.json --max_steps 20 --output_dir runs/x
 """
@@ -155,12 +156,23 @@ class CodecTrainingArguments:
     export_final: bool = field(default=True, metadata={"help": "Export the final model with lmcodec.save_checkpoint."})
 
 
-def _read_config(path: str | os.PathLike) -> dict:
+EXTENDS_KEY = "extends"  # a config file may name another one whose values it starts from
+
+
+def _config_path(path: str | os.PathLike, relative_to: Path | None = None) -> Path:
+    """The config file `path` names: as given, else beside `relative_to` (the file extending it), else in CONFIG_DIR."""
     path = Path(path)
-    if not path.is_file() and (CONFIG_DIR / path).is_file():
-        path = CONFIG_DIR / path
-    if not path.is_file():
-        raise FileNotFoundError(f"config file not found: {path}")
+    for candidate in (path, (relative_to / path) if relative_to else None, CONFIG_DIR / path):
+        if candidate is not None and candidate.is_file():
+            return candidate.resolve()
+    raise FileNotFoundError(f"config file not found: {path}")
+
+
+def _read_config(path: str | os.PathLike, relative_to: Path | None = None, chain: tuple[Path, ...] = ()) -> dict:
+    """Argument values of a config file, with those of the file it `extends` (recursively) underneath its own."""
+    path = _config_path(path, relative_to)
+    if path in chain:
+        raise ValueError(f"config files extend each other in a cycle: {' -> '.join(str(p) for p in (*chain, path))}")
     text = path.read_text(encoding="utf-8")
     if path.suffix in (".yaml", ".yml"):
         import yaml  # optional
@@ -170,7 +182,13 @@ def _read_config(path: str | os.PathLike) -> dict:
         values = json.loads(text)
     if not isinstance(values, dict):
         raise ValueError(f"{path} must hold an object of argument names to values.")
-    return {key: value for key, value in values.items() if not key.startswith("_")}  # "_comment" keys allowed
+    values = {key: value for key, value in values.items() if not key.startswith("_")}  # "_comment" keys allowed
+    base = values.pop(EXTENDS_KEY, None)
+    if base is None:
+        return values
+    if not isinstance(base, str):
+        raise ValueError(f"{path}: '{EXTENDS_KEY}' must name one config file, got {base!r}.")
+    return {**_read_config(base, path.parent, (*chain, path)), **values}
 
 
 def parse_arguments(dataclass_types, argv: list[str] | None = None):
@@ -199,4 +217,19 @@ def parse_arguments(dataclass_types, argv: list[str] | None = None):
     return tuple(output for output in outputs if dataclasses.is_dataclass(output))
 
 
-__all__ = ["CodecTrainingArguments", "DataArguments", "ModelArguments", "parse_arguments", "CONFIG_DIR"]
+RUN_ARGUMENTS_FILE = "run_arguments.json"
+
+
+def write_run_arguments(output_dir: str | os.PathLike, *arguments) -> Path:
+    """Write every field of the parsed argument dataclasses to `output_dir/run_arguments.json`: the recipe as run,
+    with its `extends` chain and command-line overrides resolved (usable as `--config` again)."""
+    values = {}
+    for instance in arguments:
+        values.update({f.name: getattr(instance, f.name) for f in dataclasses.fields(instance)})
+    path = Path(output_dir) / RUN_ARGUMENTS_FILE
+    path.write_text(json.dumps(values, indent=2, default=str) + "\n", encoding="utf-8")
+    return path
+
+
+__all__ = ["CodecTrainingArguments", "DataArguments", "ModelArguments", "parse_arguments", "write_run_arguments",
+           "CONFIG_DIR", "RUN_ARGUMENTS_FILE"]

@@ -325,7 +325,13 @@ def main(argv: list[str] | None = None) -> int:
     from tqdm.auto import tqdm
 
     import lmcodec
-    from lmcodec.training.args import CodecTrainingArguments, DataArguments, ModelArguments, parse_arguments
+    from lmcodec.training.args import (
+        CodecTrainingArguments,
+        DataArguments,
+        ModelArguments,
+        parse_arguments,
+        write_run_arguments,
+    )
     from lmcodec.training.discriminators import (
         build_discriminator,
         discriminator_loss,
@@ -348,6 +354,7 @@ def main(argv: list[str] | None = None) -> int:
     rank, world_size = accelerator.process_index, accelerator.num_processes
     if accelerator.is_main_process:
         output_dir.mkdir(parents=True, exist_ok=True)
+        write_run_arguments(output_dir, model_args, data_args, args)
         logger.info("processes: %d (%s), device %s, threads per process %d", world_size,
                     accelerator.distributed_type, accelerator.device, torch.get_num_threads())
 

@@ -192,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import lmcodec
     from lmcodec.training import data as data_lib
-    from lmcodec.training.args import DataArguments, ModelArguments, parse_arguments
+    from lmcodec.training.args import DataArguments, ModelArguments, parse_arguments, write_run_arguments
     from lmcodec.training.train_codec import (
         TrainState,
         _hparams,
@@ -225,6 +225,7 @@ def main(argv: list[str] | None = None) -> int:
     rank, world_size = accelerator.process_index, accelerator.num_processes
     if accelerator.is_main_process:
         output_dir.mkdir(parents=True, exist_ok=True)
+        write_run_arguments(output_dir, model_args, data_args, args)
 
     set_seed(args.seed)
     model = build_model(model_args).eval()
