@@ -74,7 +74,7 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=10)
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--levels", type=int, default=3)
-    parser.add_argument("--out", default=None, help="also write the table as JSON here")
+    parser.add_argument("--out", default=None, help="also write the table, and every item's scores, as JSON here")
     parser.add_argument("--spread", action="store_true",
                         help="take the items evenly spread over the sorted files (test-other: 2 of each of its 5 speakers) "
                              "instead of the first ones (all of speaker 1688)")
@@ -121,7 +121,8 @@ def main() -> None:
     for name, scores in table.items():
         print(f"{name:22s} " + "  ".join(f"{metric} {value:.3f}" for metric, value in scores.items()))
     if args.out:
-        Path(args.out).write_text(json.dumps({"model": str(args.model), "items": len(items), "table": table}, indent=1))
+        Path(args.out).write_text(json.dumps({"model": str(args.model), "items": len(items), "table": table,
+                                              "files": [path.name for path in files], "per_item": rows}, indent=1))
 
 
 if __name__ == "__main__":
