@@ -160,10 +160,11 @@ EXTENDS_KEY = "extends"  # a config file may name another one whose values it st
 
 
 def _config_path(path: str | os.PathLike, relative_to: Path | None = None) -> Path:
-    """The config file `path` names: as given, else beside `relative_to` (the file extending it), else in CONFIG_DIR."""
+    """The config file `path` names: beside `relative_to` (the file extending it) if given, else as given (relative to
+    the working directory); failing that, in CONFIG_DIR."""
     path = Path(path)
-    for candidate in (path, (relative_to / path) if relative_to else None, CONFIG_DIR / path):
-        if candidate is not None and candidate.is_file():
+    for candidate in ((relative_to / path) if relative_to else path, CONFIG_DIR / path):
+        if candidate.is_file():
             return candidate.resolve()
     raise FileNotFoundError(f"config file not found: {path}")
 
