@@ -59,11 +59,25 @@ def cepstral_peak_prominence(audio: np.ndarray, n_fft: int = 1024, hop: int = 25
     return float(np.mean(cepstrum[search].max(0) - np.median(cepstrum[search], axis=0)))
 
 
+def score_outputs(rows: dict, outputs: dict, reference: np.ndarray, dnsmos) -> None:
+    """Append DNSMOS OVRL / SIG / BAK, PESQ-WB, STOI (against `reference`) and CPP of each of `outputs`
+    ({name: audio}) to `rows[name]` ({metric: list})."""
+    from lmcodec.training import dev_eval
+
+    for name, audio in outputs.items():
+        row = rows.setdefault(name, {"ovrl": [], "sig": [], "bak": [], "pesq": [], "stoi": [], "cpp": []})
+        scores = dnsmos.compute(predictions=[audio])
+        for metric in ("ovrl", "sig", "bak"):
+            row[metric].append(scores[metric])
+        row["pesq"].append(dev_eval.pesq_wb(audio, reference))
+        row["stoi"].append(dev_eval.stoi(audio, reference))
+        row["cpp"].append(cepstral_peak_prominence(audio))
+
+
 def main() -> None:
     import evaluate
 
     import lmcodec
-    from lmcodec.training import dev_eval
     from lmcodec.training.data import decode_audio, spread_indices
     from lmcodec.training.metrics import metric_path
     from lmcodec.training.reference_codecs import find_reference_codecs
@@ -108,14 +122,7 @@ def main() -> None:
             if codec2 is not None:
                 outputs["codec2-1300"] = codec2.code(item).audio[:n]
             outputs["original"] = item
-        for name, audio in outputs.items():
-            row = rows.setdefault(name, {"ovrl": [], "sig": [], "bak": [], "pesq": [], "stoi": [], "cpp": []})
-            scores = dnsmos.compute(predictions=[audio])
-            for metric in ("ovrl", "sig", "bak"):
-                row[metric].append(scores[metric])
-            row["pesq"].append(dev_eval.pesq_wb(audio, item))
-            row["stoi"].append(dev_eval.stoi(audio, item))
-            row["cpp"].append(cepstral_peak_prominence(audio))
+        score_outputs(rows, outputs, item, dnsmos)
     table = {name: {metric: float(np.mean(values)) for metric, values in row.items()} for name, row in rows.items()}
     print(f"{args.model}: {len(items)} utterances x {args.seconds:g} s, {args.levels} levels")
     for name, scores in table.items():

@@ -30,7 +30,7 @@ import soxr
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from diagnose_dnsmos import SPEECH, cepstral_peak_prominence  # noqa: E402
+from diagnose_dnsmos import SPEECH, score_outputs  # noqa: E402
 
 SAMPLING_RATE = 16000
 BLOCK = 160  # 10 ms: the decoder's hop, the postfilters' update period
@@ -131,7 +131,6 @@ def main() -> None:
     import evaluate
 
     import lmcodec
-    from lmcodec.training import dev_eval
     from lmcodec.training.data import decode_audio, spread_indices
     from lmcodec.training.metrics import metric_path
 
@@ -175,14 +174,7 @@ def main() -> None:
         else:
             decoded = decode(item)
             outputs = {name: POSTFILTERS[name](decoded, item) for name in names}
-        for name, audio in outputs.items():
-            row = rows.setdefault(name, {"ovrl": [], "sig": [], "bak": [], "pesq": [], "stoi": [], "cpp": []})
-            scores = dnsmos.compute(predictions=[audio])
-            for metric in ("ovrl", "sig", "bak"):
-                row[metric].append(scores[metric])
-            row["pesq"].append(dev_eval.pesq_wb(audio, item))
-            row["stoi"].append(dev_eval.stoi(audio, item))
-            row["cpp"].append(cepstral_peak_prominence(audio))
+        score_outputs(rows, outputs, item, dnsmos)
     print(f"{args.model}: {len(files)} utterances x {args.seconds:g} s, {args.levels} levels")
     baseline = np.array(next(iter(rows.values()))["ovrl"])
     for name, row in rows.items():
