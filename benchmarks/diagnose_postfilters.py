@@ -113,17 +113,29 @@ def band_limited(audio: np.ndarray) -> np.ndarray:
     return soxr.resample(soxr.resample(audio, SAMPLING_RATE, 8000), 8000, SAMPLING_RATE)[: len(audio)]
 
 
-POSTFILTERS = {  # name -> (decoded, input) -> post-processed audio
-    "as decoded": lambda decoded, reference: decoded,
-    "comb g=0.5": lambda decoded, reference: comb_postfilter(decoded, *pitch_per_block(decoded, True), 0.5),
-    "comb g=0.5 centred": lambda decoded, reference: comb_postfilter(decoded, *pitch_per_block(decoded, False), 0.5),
-    "comb g=0.8": lambda decoded, reference: comb_postfilter(decoded, *pitch_per_block(decoded, True), 0.8),
-    "comb g=0.5 oracle": lambda decoded, reference: comb_postfilter(decoded, *pitch_per_block(reference, False), 0.5),
-    "lpc 0.5/0.75": lambda decoded, reference: lpc_postfilter(decoded, 0.5, 0.75),
-    "lpc 0.6/0.8": lambda decoded, reference: lpc_postfilter(decoded, 0.6, 0.8),
-    "power 1.2": lambda decoded, reference: spectral_power(decoded, 1.2),
-    "power 1.5": lambda decoded, reference: spectral_power(decoded, 1.5),
-    "4 kHz": lambda decoded, reference: band_limited(decoded),
+def pitch_tracks(decoded: np.ndarray, reference: np.ndarray):
+    """`pitch(oracle, causal)` → `pitch_per_block` of the input (oracle) or the decoded output, each computed once."""
+    tracks = {}
+
+    def pitch(oracle: bool, causal: bool) -> tuple[np.ndarray, np.ndarray]:
+        if (oracle, causal) not in tracks:
+            tracks[oracle, causal] = pitch_per_block(reference if oracle else decoded, causal)
+        return tracks[oracle, causal]
+
+    return pitch
+
+
+POSTFILTERS = {  # name -> (decoded, pitch tracks) -> post-processed audio
+    "as decoded": lambda decoded, pitch: decoded,
+    "comb g=0.5": lambda decoded, pitch: comb_postfilter(decoded, *pitch(False, True), 0.5),
+    "comb g=0.5 centred": lambda decoded, pitch: comb_postfilter(decoded, *pitch(False, False), 0.5),
+    "comb g=0.8": lambda decoded, pitch: comb_postfilter(decoded, *pitch(False, True), 0.8),
+    "comb g=0.5 oracle": lambda decoded, pitch: comb_postfilter(decoded, *pitch(True, False), 0.5),
+    "lpc 0.5/0.75": lambda decoded, pitch: lpc_postfilter(decoded, 0.5, 0.75),
+    "lpc 0.6/0.8": lambda decoded, pitch: lpc_postfilter(decoded, 0.6, 0.8),
+    "power 1.2": lambda decoded, pitch: spectral_power(decoded, 1.2),
+    "power 1.5": lambda decoded, pitch: spectral_power(decoded, 1.5),
+    "4 kHz": lambda decoded, pitch: band_limited(decoded),
 }
 
 
@@ -173,7 +185,8 @@ def main() -> None:
             outputs.update({f"at {target} dB": decode(item, 10 ** ((target - level) / 20)) for target in (-26, -22)})
         else:
             decoded = decode(item)
-            outputs = {name: POSTFILTERS[name](decoded, item) for name in names}
+            pitch = pitch_tracks(decoded, item)
+            outputs = {name: POSTFILTERS[name](decoded, pitch) for name in names}
         score_outputs(rows, outputs, item, dnsmos)
     print(f"{args.model}: {len(files)} utterances x {args.seconds:g} s, {args.levels} levels")
     baseline = np.array(next(iter(rows.values()))["ovrl"])
