@@ -10,7 +10,9 @@ Rows (each decoded from the first `--levels` RVQ levels):
   DNSMOS rose here, the head's phase would be what costs it;
 - original->GL: the same re-phasing of the input (what Griffin-Lim alone costs);
 - codec2-1300, original: the anchors.
-`--codec-only` keeps just the first row (for comparing checkpoints). Without `--spread` the items are the first files,
+`--codec-only` keeps just the first row (for comparing checkpoints). `--compare A.json B.json` prints the paired
+difference B - A of every metric for the rows two `--out` files share (mean +/- standard error over the items, and on
+how many items B is higher): per-utterance DNSMOS is noisy, so checkpoints are compared item by item. Without `--spread` the items are the first files,
 which in test-other are all one speaker (1688): the figures recorded before 2026-12-01 are that speaker's, and the
 40 ms decoder's DNSMOS gain there (+0.22) was the largest of the five speakers (whole test-other: +0.05).
 Columns: DNSMOS OVRL / SIG / BAK, PESQ-WB, STOI and the cepstral peak prominence (`cpp`, harmonicity).
@@ -74,6 +76,30 @@ def score_outputs(rows: dict, outputs: dict, reference: np.ndarray, dnsmos) -> N
         row["cpp"].append(cepstral_peak_prominence(audio))
 
 
+def paired_differences(baseline: dict, candidate: dict) -> dict[str, dict[str, tuple[float, float, int, int]]]:
+    """{row: {metric: (mean of candidate - baseline, its standard error, items where the candidate is higher, items)}}
+    over the rows both `--out` files hold; raises unless they scored the same files."""
+    if baseline["files"] != candidate["files"]:
+        raise SystemExit("--compare: the two files scored different utterances; run both with the same --items, "
+                         "--spread and --data.")
+    differences = {}
+    for row in baseline["per_item"].keys() & candidate["per_item"].keys():
+        differences[row] = {}
+        for metric, values in baseline["per_item"][row].items():
+            delta = np.asarray(candidate["per_item"][row][metric]) - np.asarray(values)
+            error = float(delta.std(ddof=1) / np.sqrt(len(delta))) if len(delta) > 1 else float("nan")
+            differences[row][metric] = (float(delta.mean()), error, int((delta > 0).sum()), len(delta))
+    return differences
+
+
+def print_comparison(baseline_path: str, candidate_path: str) -> None:
+    baseline, candidate = (json.loads(Path(path).read_text()) for path in (baseline_path, candidate_path))
+    print(f"{candidate['model']} - {baseline['model']} ({baseline['items']} utterances, paired)")
+    for row, metrics in paired_differences(baseline, candidate).items():
+        print(f"{row:22s} " + "  ".join(f"{metric} {mean:+.3f}±{error:.3f} ({wins}/{n})"
+                                        for metric, (mean, error, wins, n) in metrics.items()))
+
+
 def main() -> None:
     import evaluate
 
@@ -94,7 +120,12 @@ def main() -> None:
                              "instead of the first ones (all of speaker 1688)")
     parser.add_argument("--codec-only", action="store_true",
                         help="only the codec row (to compare checkpoints; the anchors do not change)")
+    parser.add_argument("--compare", nargs=2, metavar=("BASELINE_JSON", "CANDIDATE_JSON"),
+                        help="print the paired differences between two --out files and exit (nothing is decoded)")
     args = parser.parse_args()
+    if args.compare:
+        print_comparison(*args.compare)
+        return
     torch.set_num_threads(1)
     model = lmcodec.LMCodecModel.from_pretrained(args.model).eval()
     files = sorted(Path(args.data).rglob("*.flac"))

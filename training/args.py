@@ -137,7 +137,9 @@ class CodecTrainingArguments:
         default=None, metadata={"help": "A checkpoint folder, or 'latest' for the newest one in output_dir."}
     )
     # adversarial training
-    discriminators: str = field(default="", metadata={"help": "'' (no GAN), 'msstft', 'mpd' or 'msstft,mpd'."})
+    discriminators: str = field(default="", metadata={"help": "'' (no GAN), or one or more of 'msstft', 'mpd' and "
+                                                              "'mrd' joined by commas; a name may carry its own width "
+                                                              "('mpd,mrd:8')."})
     discriminator_channels: int = field(default=8, metadata={"help": "Channels of the discriminators' first layer."})
     adversarial_start_step: int = field(default=0, metadata={"help": "Adversarial losses start after this step."})
     discriminator_update_every: int = field(default=1, metadata={"help": "Update the discriminators every k steps."})

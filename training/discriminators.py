@@ -3,6 +3,9 @@
 - `MultiScaleSTFTDiscriminator`: EnCodec-style 2-D convolutions over complex STFTs (real and imaginary parts as
   channels) at several resolutions.
 - `MultiPeriodDiscriminator`: HiFi-GAN-style 2-D convolutions over the waveform folded by several periods.
+- `MultiResolutionMagnitudeDiscriminator`: UnivNet-style 2-D convolutions over compressed magnitude spectrograms at
+  several time-frequency resolutions (finest hop 2 ms): it sees spectral texture, noise floor and harmonic detail
+  without the phase the complex STFT discriminator also has to model.
 
 Both default to few channels: a full-size 2-D STFT discriminator made each CPU training step ~12x slower in the
 measured experiment (shared/notes/codec-training-on-cpu.md), so width is a parameter and starts small.
@@ -113,6 +116,51 @@ class MultiPeriodDiscriminator(nn.Module):
         return [discriminator(audio) for discriminator in self.discriminators]
 
 
+class MagnitudeDiscriminator(nn.Module):
+    """One resolution of the multi-resolution magnitude discriminator: `|STFT| ** compression` as `[B, 1, frames,
+    bins]`, convolutions over time and frequency that halve the frequency axis."""
+
+    def __init__(self, n_fft: int, hop_length: int, win_length: int, channels: int = 16, num_layers: int = 4,
+                 compression: float = 0.3, negative_slope: float = 0.1):
+        super().__init__()
+        self.n_fft, self.hop_length, self.compression = n_fft, hop_length, compression
+        self.register_buffer("window", torch.hann_window(win_length), persistent=False)
+        self.negative_slope = negative_slope
+        layers, width = [], 1
+        for _ in range(num_layers):
+            layers.append(weight_norm(nn.Conv2d(width, channels, (3, 9), stride=(1, 2), padding=(1, 4))))
+            width = channels
+        layers.append(weight_norm(nn.Conv2d(width, width, (3, 3), padding=(1, 1))))
+        self.layers = nn.ModuleList(layers)
+        self.output = weight_norm(nn.Conv2d(width, 1, (3, 3), padding=(1, 1)))
+
+    def forward(self, audio: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        spectrum = torch.stft(_as_batch(audio).float(), self.n_fft, self.hop_length, win_length=self.window.shape[0],
+                              window=self.window, center=True, return_complex=True)
+        # |X| ** c with a floor, so the gradient stays finite in digital silence
+        x = spectrum.abs().clamp_min(1e-6).pow(self.compression).unsqueeze(1).transpose(2, 3)  # [B, 1, frames, bins]
+        features = []
+        for layer in self.layers:
+            x = F.leaky_relu(layer(x), self.negative_slope)
+            features.append(x)
+        return self.output(x), features
+
+
+class MultiResolutionMagnitudeDiscriminator(nn.Module):
+    """Magnitude discriminators at (n_fft, hop, window) = (512, 80, 400), (1024, 160, 800), (256, 32, 160) samples at
+    16 kHz: UnivNet's three resolutions (25 / 50 / 10 ms windows) scaled from 24 kHz."""
+
+    def __init__(self, resolutions: tuple[tuple[int, int, int], ...] = ((512, 80, 400), (1024, 160, 800),
+                                                                        (256, 32, 160)),
+                 channels: int = 16, num_layers: int = 4):
+        super().__init__()
+        self.discriminators = nn.ModuleList(MagnitudeDiscriminator(n_fft, hop, win, channels, num_layers)
+                                            for n_fft, hop, win in resolutions)
+
+    def forward(self, audio: torch.Tensor) -> DiscriminatorOutput:
+        return [discriminator(audio) for discriminator in self.discriminators]
+
+
 class CombinedDiscriminator(nn.Module):
     """Several discriminators behind one module; the output concatenates their sub-discriminators' outputs."""
 
@@ -129,17 +177,25 @@ class CombinedDiscriminator(nn.Module):
         return outputs
 
 
-DISCRIMINATORS = {"msstft": MultiScaleSTFTDiscriminator, "mpd": MultiPeriodDiscriminator}
+DISCRIMINATORS = {"msstft": MultiScaleSTFTDiscriminator, "mpd": MultiPeriodDiscriminator,
+                  "mrd": MultiResolutionMagnitudeDiscriminator}
 
 
 def build_discriminator(names: str | list[str] = "msstft", channels: int = 8) -> CombinedDiscriminator:
-    """`"msstft"`, `"mpd"` or both (`"msstft,mpd"`) with `channels` channels in the first layer."""
+    """`"msstft"`, `"mpd"`, `"mrd"` or several (`"mpd,mrd"`) with `channels` channels in the first layer; a name may
+    carry its own width after a colon (`"mpd,mrd:8"`)."""
     if isinstance(names, str):
         names = [name.strip() for name in names.split(",") if name.strip()]
-    unknown = [name for name in names if name not in DISCRIMINATORS]
-    if unknown or not names:
+    widths = {}
+    for entry in names:
+        name, _, width = entry.partition(":")
+        if not width.isdigit() and width:
+            raise ValueError(f"discriminator '{entry}': the width after ':' must be a whole number, e.g. 'mrd:8'.")
+        widths[name] = int(width) if width else channels
+    unknown = [name for name in widths if name not in DISCRIMINATORS]
+    if unknown or not widths:
         raise ValueError(f"unknown discriminator(s) {unknown or names}; choose from {', '.join(DISCRIMINATORS)}.")
-    return CombinedDiscriminator({name: DISCRIMINATORS[name](channels=channels) for name in names})
+    return CombinedDiscriminator({name: DISCRIMINATORS[name](channels=width) for name, width in widths.items()})
 
 
 # ---------------------------------------------------------------------------------------------------- losses
@@ -186,7 +242,9 @@ def feature_matching_loss(real: DiscriminatorOutput, fake: DiscriminatorOutput) 
 __all__ = [
     "ADVERSARIAL_LOSSES",
     "CombinedDiscriminator",
+    "MagnitudeDiscriminator",
     "MultiPeriodDiscriminator",
+    "MultiResolutionMagnitudeDiscriminator",
     "MultiScaleSTFTDiscriminator",
     "PeriodDiscriminator",
     "STFTDiscriminator",
