@@ -64,3 +64,9 @@ def test_hinge_losses_at_chance_and_at_a_perfect_discriminator():
     assert feature_matching_loss(zero, zero).item() == 0.0
     shifted = [(torch.zeros(1, 1, 4), [torch.full((1, 2, 3), 1.5)])]
     assert feature_matching_loss(zero, shifted).item() == pytest.approx(0.5, rel=1e-4)
+
+
+def test_magnitude_compression_reaches_every_resolution():
+    linear = build_discriminator("mrd", channels=2, magnitude_compression=1.0)
+    assert [d.compression for d in linear.discriminators["mrd"].discriminators] == [1.0, 1.0, 1.0]
+    assert build_discriminator("mrd", channels=2).discriminators["mrd"].discriminators[0].compression == 0.3

@@ -141,6 +141,9 @@ class CodecTrainingArguments:
                                                               "'mrd' joined by commas; a name may carry its own width "
                                                               "('mpd,mrd:8')."})
     discriminator_channels: int = field(default=8, metadata={"help": "Channels of the discriminators' first layer."})
+    magnitude_discriminator_compression: float = field(
+        default=0.3, metadata={"help": "The 'mrd' discriminator sees |STFT| to this power (1: linear magnitudes, "
+                                       "dominated by the loud harmonics; smaller: more weight on quiet detail)."})
     adversarial_start_step: int = field(default=0, metadata={"help": "Adversarial losses start after this step."})
     discriminator_update_every: int = field(default=1, metadata={"help": "Update the discriminators every k steps."})
     adversarial_loss: str = field(default="hinge", metadata={"help": "hinge or lsgan."})

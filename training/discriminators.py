@@ -152,9 +152,9 @@ class MultiResolutionMagnitudeDiscriminator(nn.Module):
 
     def __init__(self, resolutions: tuple[tuple[int, int, int], ...] = ((512, 80, 400), (1024, 160, 800),
                                                                         (256, 32, 160)),
-                 channels: int = 16, num_layers: int = 4):
+                 channels: int = 16, num_layers: int = 4, compression: float = 0.3):
         super().__init__()
-        self.discriminators = nn.ModuleList(MagnitudeDiscriminator(n_fft, hop, win, channels, num_layers)
+        self.discriminators = nn.ModuleList(MagnitudeDiscriminator(n_fft, hop, win, channels, num_layers, compression)
                                             for n_fft, hop, win in resolutions)
 
     def forward(self, audio: torch.Tensor) -> DiscriminatorOutput:
@@ -181,9 +181,10 @@ DISCRIMINATORS = {"msstft": MultiScaleSTFTDiscriminator, "mpd": MultiPeriodDiscr
                   "mrd": MultiResolutionMagnitudeDiscriminator}
 
 
-def build_discriminator(names: str | list[str] = "msstft", channels: int = 8) -> CombinedDiscriminator:
+def build_discriminator(names: str | list[str] = "msstft", channels: int = 8,
+                        magnitude_compression: float = 0.3) -> CombinedDiscriminator:
     """`"msstft"`, `"mpd"`, `"mrd"` or several (`"mpd,mrd"`) with `channels` channels in the first layer; a name may
-    carry its own width after a colon (`"mpd,mrd:8"`)."""
+    carry its own width after a colon (`"mpd,mrd:8"`). `mrd` sees `|STFT| ** magnitude_compression` (1: linear)."""
     if isinstance(names, str):
         names = [name.strip() for name in names.split(",") if name.strip()]
     widths = {}
@@ -195,7 +196,9 @@ def build_discriminator(names: str | list[str] = "msstft", channels: int = 8) ->
     unknown = [name for name in widths if name not in DISCRIMINATORS]
     if unknown or not widths:
         raise ValueError(f"unknown discriminator(s) {unknown or names}; choose from {', '.join(DISCRIMINATORS)}.")
-    return CombinedDiscriminator({name: DISCRIMINATORS[name](channels=width) for name, width in widths.items()})
+    options = {"mrd": {"compression": magnitude_compression}}
+    return CombinedDiscriminator({name: DISCRIMINATORS[name](channels=width, **options.get(name, {}))
+                                  for name, width in widths.items()})
 
 
 # ---------------------------------------------------------------------------------------------------- losses

@@ -366,7 +366,8 @@ def main(argv: list[str] | None = None) -> int:
                                   weight_decay=args.weight_decay)
     adversarial = bool(args.discriminators)
     if adversarial:
-        discriminator = build_discriminator(args.discriminators, args.discriminator_channels)
+        discriminator = build_discriminator(args.discriminators, args.discriminator_channels,
+                                            args.magnitude_discriminator_compression)
         if args.init_discriminator_from:
             fresh = load_discriminator_weights(discriminator, args.init_discriminator_from)
             if fresh:
