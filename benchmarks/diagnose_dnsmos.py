@@ -14,7 +14,8 @@ Rows (each decoded from the first `--levels` RVQ levels):
 difference B - A of every metric for the rows two `--out` files share (mean +/- standard error over the items, and on
 how many items B is higher): per-utterance DNSMOS is noisy, so checkpoints are compared item by item.
 Without `--spread` the items are the first files, which in test-other are all one speaker (1688): the figures
-recorded before 2026-12-01 are that speaker's, and the 40 ms decoder's DNSMOS gain there (+0.22) was the largest of the five speakers (whole test-other: +0.05).
+recorded before 2026-12-01 are that speaker's, and the 40 ms decoder's DNSMOS gain there (+0.22) was the largest of
+the five speakers (whole test-other: +0.05).
 Columns: DNSMOS OVRL / SIG / BAK, PESQ-WB, STOI and the cepstral peak prominence (`cpp`, harmonicity).
 """
 
