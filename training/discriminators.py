@@ -30,6 +30,17 @@ def _as_batch(audio: torch.Tensor) -> torch.Tensor:
     return audio[:, 0] if audio.dim() == 3 else audio
 
 
+def _convolve(layers: nn.ModuleList, output: nn.Module, x: torch.Tensor,
+              negative_slope: float) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """Every discriminator's trunk: leaky-ReLU convolutions, each activation kept for feature matching, then the
+    logits layer. Returns `(logits, features)`."""
+    features = []
+    for layer in layers:
+        x = F.leaky_relu(layer(x), negative_slope)
+        features.append(x)
+    return output(x), features
+
+
 class STFTDiscriminator(nn.Module):
     """One resolution of the multi-scale STFT discriminator."""
 
@@ -55,11 +66,7 @@ class STFTDiscriminator(nn.Module):
         spectrum = torch.stft(_as_batch(audio).float(), self.n_fft, self.hop_length, window=self.window,
                               center=True, return_complex=True)
         x = torch.stack([spectrum.real, spectrum.imag], dim=1).transpose(2, 3)  # [B, 2, frames, bins]
-        features = []
-        for layer in self.layers:
-            x = F.leaky_relu(layer(x), self.negative_slope)
-            features.append(x)
-        return self.output(x), features
+        return _convolve(self.layers, self.output, x, self.negative_slope)
 
 
 class MultiScaleSTFTDiscriminator(nn.Module):
@@ -96,11 +103,7 @@ class PeriodDiscriminator(nn.Module):
         if remainder:
             x = F.pad(x, (0, self.period - remainder), mode="reflect")
         x = x.reshape(x.shape[0], 1, -1, self.period)
-        features = []
-        for layer in self.layers:
-            x = F.leaky_relu(layer(x), self.negative_slope)
-            features.append(x)
-        return self.output(x), features
+        return _convolve(self.layers, self.output, x, self.negative_slope)
 
 
 class MultiPeriodDiscriminator(nn.Module):
@@ -139,11 +142,7 @@ class MagnitudeDiscriminator(nn.Module):
                               window=self.window, center=True, return_complex=True)
         # |X| ** c with a floor, so the gradient stays finite in digital silence
         x = spectrum.abs().clamp_min(1e-6).pow(self.compression).unsqueeze(1).transpose(2, 3)  # [B, 1, frames, bins]
-        features = []
-        for layer in self.layers:
-            x = F.leaky_relu(layer(x), self.negative_slope)
-            features.append(x)
-        return self.output(x), features
+        return _convolve(self.layers, self.output, x, self.negative_slope)
 
 
 class MultiResolutionMagnitudeDiscriminator(nn.Module):
