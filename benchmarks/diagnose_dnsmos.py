@@ -77,28 +77,27 @@ def score_outputs(rows: dict, outputs: dict, reference: np.ndarray, dnsmos) -> N
         row["cpp"].append(cepstral_peak_prominence(audio))
 
 
-def paired_differences(baseline: dict, candidate: dict) -> dict[str, dict[str, tuple[float, float, int, int]]]:
+def paired_differences(baseline: dict, candidate: dict) -> dict[str, dict[str, tuple]]:
     """{row: {metric: (mean of candidate - baseline, its standard error, items where the candidate is higher, items)}}
-    over the rows both `--out` files hold; raises unless they scored the same files."""
+    over the rows both `--out` files hold (every metric here is better higher); raises unless they scored the same
+    files."""
+    from lmcodec.training.report import paired_difference
+
     if baseline["files"] != candidate["files"]:
         raise SystemExit("--compare: the two files scored different utterances; run both with the same --items, "
                          "--spread and --data.")
-    differences = {}
-    for row in baseline["per_item"].keys() & candidate["per_item"].keys():
-        differences[row] = {}
-        for metric, values in baseline["per_item"][row].items():
-            delta = np.asarray(candidate["per_item"][row][metric]) - np.asarray(values)
-            error = float(delta.std(ddof=1) / np.sqrt(len(delta))) if len(delta) > 1 else float("nan")
-            differences[row][metric] = (float(delta.mean()), error, int((delta > 0).sum()), len(delta))
-    return differences
+    return {row: {metric: paired_difference({"per_item": candidate["per_item"][row]},
+                                            {"per_item": baseline["per_item"][row]}, metric, higher_is_better=True)
+                  for metric in baseline["per_item"][row]}
+            for row in baseline["per_item"].keys() & candidate["per_item"].keys()}
 
 
 def print_comparison(baseline_path: str, candidate_path: str) -> None:
     baseline, candidate = (json.loads(Path(path).read_text()) for path in (baseline_path, candidate_path))
     print(f"{candidate['model']} - {baseline['model']} ({baseline['items']} utterances, paired)")
     for row, metrics in paired_differences(baseline, candidate).items():
-        print(f"{row:22s} " + "  ".join(f"{metric} {mean:+.3f}±{error:.3f} ({wins}/{n})"
-                                        for metric, (mean, error, wins, n) in metrics.items()))
+        print(f"{row:22s} " + "  ".join(f"{metric} {mean:+.3f}" + (f"±{error:.3f}" if error is not None else "")
+                                        + f" ({wins}/{n})" for metric, (mean, error, wins, n) in metrics.items()))
 
 
 def main() -> None:

@@ -86,16 +86,20 @@ PAIRED_NOTE = (f"Per utterance, LMCodec minus each reference codec spending at m
                "is more than two standard errors from zero. Positive is better for LMCodec.")
 
 
-def paired_difference(system: dict, reference: dict, key: str) -> tuple[float, float | None, int, int] | None:
+def paired_difference(system: dict, reference: dict, key: str,
+                      higher_is_better: bool | None = None) -> tuple[float, float | None, int, int] | None:
     """(mean of system − reference over the utterances both scored, its standard error, how many utterances the
-    system is better on, how many were compared), or None when none were."""
+    system is better on, how many were compared), or None when none were. `higher_is_better` defaults to the
+    metric's direction in METRICS (needed for keys outside it)."""
     pairs = [(mine, theirs) for mine, theirs in zip(system["per_item"].get(key) or [], reference["per_item"].get(key) or [])
              if mine is not None and theirs is not None]
     if not pairs:
         return None
     differences = np.array([mine - theirs for mine, theirs in pairs])
     error = float(differences.std(ddof=1) / np.sqrt(len(differences))) if len(differences) > 1 else None
-    better = int((differences > 0).sum() if HIGHER_IS_BETTER[key] else (differences < 0).sum())
+    if higher_is_better is None:
+        higher_is_better = HIGHER_IS_BETTER[key]
+    better = int((differences > 0).sum() if higher_is_better else (differences < 0).sum())
     return float(differences.mean()), error, better, len(differences)
 
 
