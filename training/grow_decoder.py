@@ -28,7 +28,8 @@ def grow_decoder(model, num_decoder_frame_layers: int | None = None, num_decoder
     the new blocks' layer scales are zero, so both models compute the same output."""
     from lmcodec import LMCodecConfig, LMCodecModel
 
-    config = model.config.to_dict()
+    original = model.config.to_dict()
+    config = dict(original)
     wanted = {"num_decoder_frame_layers": num_decoder_frame_layers, "num_decoder_stft_layers": num_decoder_stft_layers}
     for field, layers in wanted.items():
         if layers is None:
@@ -37,13 +38,18 @@ def grow_decoder(model, num_decoder_frame_layers: int | None = None, num_decoder
             raise LMCodecError(f"--{field.removeprefix('num_').replace('_', '-')} {layers} is fewer than the "
                                f"checkpoint's {config[field]}; growing only adds layers.")
         config[field] = layers
+    if all(config[field] == original[field] for field in STACKS):
+        raise LMCodecError(f"nothing to grow: the decoder already has {original['num_decoder_frame_layers']} + "
+                           f"{original['num_decoder_stft_layers']} blocks; ask for more with --decoder-frame-layers "
+                           "and/or --decoder-stft-layers.")
     grown = LMCodecModel(LMCodecConfig.from_dict(config)).eval()
     missing, unexpected = grown.load_state_dict(model.state_dict(), strict=False)
     added_prefixes = tuple(f"{STACKS[field]}.layers.{index}."
-                           for field in STACKS for index in range(model.config.to_dict()[field], config[field]))
-    if unexpected or any(not name.startswith(added_prefixes) for name in missing):
-        raise LMCodecError(f"cannot grow this checkpoint: weights that do not fit the grown model ({unexpected[:3]}) "
-                           f"or not copied ({[n for n in missing if not n.startswith(added_prefixes)][:3]}).")
+                           for field in STACKS for index in range(original[field], config[field]))
+    not_copied = [name for name in missing if not name.startswith(added_prefixes)]
+    if unexpected or not_copied:
+        raise LMCodecError(f"cannot grow this checkpoint: its weights do not match this version's model ("
+                           f"{(unexpected or not_copied)[0]}); load and re-save it with this version of lmcodec first.")
     with torch.no_grad():
         for name, parameter in grown.named_parameters():
             if name.startswith(added_prefixes) and name.endswith(".layer_scale"):
@@ -64,12 +70,18 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.decoder_frame_layers is None and args.decoder_stft_layers is None:
             raise LMCodecError("nothing to grow: pass --decoder-frame-layers and/or --decoder-stft-layers.")
+        if Path(args.output).exists():
+            raise LMCodecError(f"{args.output} already exists; pass a new folder for the grown checkpoint.")
         source = load_model(args.checkpoint)
         grown = grow_decoder(source, args.decoder_frame_layers, args.decoder_stft_layers)
+        save_checkpoint(grown, args.output)
+    except OSError as error:
+        print(f"lmcodec: error: cannot write {args.output}: {error.strerror or error}; pass a writable folder.",
+              file=sys.stderr)
+        return 2
     except LMCodecError as error:
         print(f"lmcodec: error: {error}", file=sys.stderr)
         return 2
-    save_checkpoint(grown, args.output)
     added = sum(p.numel() for p in grown.decoder.parameters()) - sum(p.numel() for p in source.decoder.parameters())
     print(f"grew {args.checkpoint} into {Path(args.output)}: decoder {grown.config.num_decoder_frame_layers} + "
           f"{grown.config.num_decoder_stft_layers} blocks, {added / 1e6:.2f} M parameters added")
