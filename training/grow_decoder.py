@@ -30,7 +30,7 @@ def grow_decoder(model, num_decoder_frame_layers: int | None = None, num_decoder
 
     original = model.config.to_dict()
     config = dict(original)
-    wanted = {"num_decoder_frame_layers": num_decoder_frame_layers, "num_decoder_stft_layers": num_decoder_stft_layers}
+    wanted = dict(zip(STACKS, (num_decoder_frame_layers, num_decoder_stft_layers)))
     for field, layers in wanted.items():
         if layers is None:
             continue
