@@ -380,6 +380,11 @@ def build_parser() -> argparse.ArgumentParser:
     evaluation.add_arguments(commands.add_parser(
         "evaluate", help="score LMCodec, its ablations, Codec2 and Opus on speech; writes a report"))
 
+    from .training import compare
+
+    compare.add_arguments(commands.add_parser(
+        "compare", help="paired differences between two evaluations (a new checkpoint against the default's)"))
+
     from .hub_cards import push as hub_push
 
     hub_push.add_arguments(commands.add_parser(

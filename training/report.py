@@ -103,12 +103,13 @@ def paired_difference(system: dict, reference: dict, key: str,
     return float(differences.mean()), error, better, len(differences)
 
 
-def paired_cell(difference: tuple | None, key: str) -> str:
-    """"+0.013 ± 0.017 (25/50)"; in bold when the mean is more than two standard errors from zero."""
+def paired_cell(difference: tuple | None, key: str, extra_digits: int = 0) -> str:
+    """"+0.013 ± 0.017 (25/50)"; in bold when the mean is more than two standard errors from zero. `extra_digits`
+    beyond the metric's table precision suit the small differences between two checkpoints."""
     if difference is None:
         return "—"
     mean_difference, error, better, count = difference
-    digits = DIGITS.get(key, 3)
+    digits = DIGITS.get(key, 3) + extra_digits
     text = f"{mean_difference:+.{digits}f}" + (f" ± {error:.{digits}f}" if error is not None else "")
     significant = error is not None and abs(mean_difference) > 2 * error
     return (f"**{text}**" if significant else text) + f" ({better}/{count})"
