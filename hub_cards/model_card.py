@@ -469,8 +469,36 @@ def training_corpora(facts: dict | None) -> tuple[list[str], str | None]:
 
 
 # ---------------------------------------------------------------------------------------------------- the card
-def limitations(facts: dict | None, evaluated: bool, corpora: list[str], integer_model: bool = False) -> list[str]:
+def not_ahead_of_references(results: dict) -> str | None:
+    """A sentence naming every rate-matched pair (LMCodec operating point, reference codec) and metric where the
+    evaluation does not show LMCodec ahead by more than two standard errors of the per-utterance difference; None
+    when it is ahead everywhere or nothing was paired."""
+    from lmcodec.training.report import DIGITS, LABELS, rate_matched_pairs
+
+    clauses = []
+    for system, reference, differences in rate_matched_pairs(results)[1]:
+        misses = []
+        for key, difference in differences.items():
+            if difference is None or difference[1] is None:
+                continue
+            mean, error, _, _ = difference
+            if mean - 2 * error <= 0:
+                digits = DIGITS.get(key, 3)
+                verdict = "behind" if mean + 2 * error < 0 else "a tie"
+                misses.append(f"{LABELS[key]} {mean:+.{digits}f} ± {error:.{digits}f} ({verdict})")
+        if misses:
+            clauses.append(f"{system['name']} against {reference['name']}: {', '.join(misses)}")
+    if not clauses:
+        return None
+    return ("Not ahead of every reference codec at a similar rate: in the evaluation above, per utterance (mean ± "
+            "standard error; ahead means by more than two standard errors), " + "; ".join(clauses) + ".")
+
+
+def limitations(facts: dict | None, evaluated: bool, corpora: list[str], integer_model: bool = False,
+                results: dict | None = None) -> list[str]:
     items = []
+    if results is not None and (shortfall := not_ahead_of_references(results)):
+        items.append(shortfall)
     if facts and (facts.get("data") or facts.get("hardware")):
         compute = ", ".join(one_line(facts[key]) for key in ("hardware",) if facts.get(key))
         time = facts.get("wall_time") or (duration(facts["wall_time_seconds"])
@@ -621,7 +649,7 @@ def build_model_card(model, results: dict | None, facts: dict | None, *, repo_id
         unknown_data=unknown,
         cite_librispeech="librispeech" in corpora_keys or bool(evaluation and evaluation["data_attribution"]),
         limitations=limitations(facts, results is not None, corpora_keys,
-                                bool(getattr(config, "integer_entropy_model", False))),
+                                bool(getattr(config, "integer_entropy_model", False)), results),
         bitrate_range=bitrate_range(config),
         files=file_list(Path(folder) if folder else None, lmcodec.__version__),
     )

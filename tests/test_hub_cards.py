@@ -389,3 +389,29 @@ def test_card_shows_the_paired_differences_against_reference_codecs(tiny_checkpo
     # invented scores: LMCodec 0.4 below Codec2 700C on PESQ-WB on both utterances (no spread: SE 0, so bold)
     assert f"| {sent['name']} − Codec2 700C | {sent['kbps']:.3f} / 0.800 | **-0.70 ± 0.00** (0/2) |" in text
     assert "Codec2 3200" not in text.split("Paired differences")[1].split("\n\n")[1]  # 3.2 kbps: not a peer
+
+
+def test_limitations_name_every_reference_codec_lmcodec_is_not_ahead_of(tiny_checkpoint, tmp_path):
+    """The card's limitations say, pair by pair, where the evaluation does not show LMCodec ahead of a reference
+    codec at a similar rate by more than two standard errors (a tie or behind), and say nothing when it is ahead."""
+    from lmcodec.hub_cards.model_card import not_ahead_of_references
+
+    def row(name, kind, kbps, **per_item):
+        return {"name": name, "kind": kind, "kbps": kbps, "per_item": per_item}
+
+    ahead = row("LMCodec Nc=3", "lmcodec", 1.2, stoi=[0.9, 0.8, 0.85], dnsmos_ovrl=[3.0, 2.9, 2.8])
+    codec2 = row("Codec2 1300", "reference", 1.4, stoi=[0.7, 0.6, 0.65], dnsmos_ovrl=[2.5, 3.1, 2.9])
+    opus = row("Opus 6 kbps", "reference", 6.9, stoi=[0.99] * 3, dnsmos_ovrl=[3.5] * 3)  # not a peer at 5.75x
+    sentence = not_ahead_of_references({"systems": [ahead, codec2, opus]})
+    # STOI +0.2 on every utterance: ahead, not named; OVRL +0.5, -0.2, -0.1: mean +0.067, SE 0.219: a tie
+    assert sentence.endswith("LMCodec Nc=3 against Codec2 1300: DNSMOS OVRL +0.07 ± 0.22 (a tie).")
+    assert "STOI" not in sentence and "Opus" not in sentence
+    behind = row("LMCodec Nc=3", "lmcodec", 1.2, stoi=[0.5, 0.4, 0.45])
+    assert "STOI -0.200 ± 0.000 (behind)" in not_ahead_of_references({"systems": [behind, codec2]})
+    assert not_ahead_of_references({"systems": [row("LMCodec Nc=3", "lmcodec", 1.2, stoi=[0.9, 0.8, 0.85]),
+                                                codec2]}) is None
+
+    results = sample_results(lmcodec.LMCodecConfig.from_pretrained(tiny_checkpoint))
+    limitations = card_with_results(tiny_checkpoint, tmp_path, results).split("## Limitations")[1].split("## ")[0]
+    sent = next(row for row in results["systems"] if row["kind"] == "lmcodec")
+    assert f"{sent['name']} against Codec2 700C: PESQ-WB -0.70 ± 0.00 (behind)" in limitations

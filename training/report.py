@@ -115,19 +115,24 @@ def paired_cell(difference: tuple | None, key: str, extra_digits: int = 0) -> st
     return (f"**{text}**" if significant else text) + f" ({better}/{count})"
 
 
-def paired_table(results: dict) -> str | None:
-    """Markdown: each LMCodec operating point minus each reference codec that spends at most `PAIRED_RATE_RATIO`
-    times its kbps, per utterance; None without such pairs."""
+def rate_matched_pairs(results: dict) -> tuple[list[str], list[tuple[dict, dict, dict]]]:
+    """The paired metrics present, and (LMCodec row, reference row, {metric: paired_difference}) for each LMCodec
+    operating point and each reference codec spending at most `PAIRED_RATE_RATIO` times its kbps."""
     systems = [row for row in results["systems"] if row["kind"] == "lmcodec" and row["kbps"]]
     references = [row for row in results["systems"] if row["kind"] == "reference" and row["kbps"]]
     keys = [key for key in PAIRED_METRICS if any(key in row["per_item"] for row in systems)]
-    lines = []
-    for system in systems:
-        for reference in references:
-            if reference["kbps"] <= PAIRED_RATE_RATIO * system["kbps"]:
-                cells = [paired_cell(paired_difference(system, reference, key), key) for key in keys]
-                lines.append(f"| {system['name']} − {reference['name']} | "
-                             f"{system['kbps']:.3f} / {reference['kbps']:.3f} | " + " | ".join(cells) + " |")
+    return keys, [(system, reference, {key: paired_difference(system, reference, key) for key in keys})
+                  for system in systems for reference in references
+                  if reference["kbps"] <= PAIRED_RATE_RATIO * system["kbps"]]
+
+
+def paired_table(results: dict) -> str | None:
+    """Markdown: each LMCodec operating point minus each reference codec that spends at most `PAIRED_RATE_RATIO`
+    times its kbps, per utterance; None without such pairs."""
+    keys, pairs = rate_matched_pairs(results)
+    lines = [f"| {system['name']} − {reference['name']} | {system['kbps']:.3f} / {reference['kbps']:.3f} | "
+             + " | ".join(paired_cell(differences[key], key) for key in keys) + " |"
+             for system, reference, differences in pairs]
     if not lines or not keys:
         return None
     header = ["pair", "kbps", *(LABELS[key] for key in keys)]
