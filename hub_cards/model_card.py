@@ -18,7 +18,9 @@ Sources, and nothing else:
   inferred from ``data``, ``train_dataset`` and ``commands``), ``steps`` (int or {stage: int}), ``wall_time`` (str)
   or ``wall_time_seconds`` (number or {stage: number}), ``hardware`` (str), ``audio_seen_hours``, ``date``,
   ``seed``, ``random_weights`` (bool: the weights are untrained), ``test_model`` (bool), ``license`` (of the
-  weights, default apache-2.0), ``notes`` and ``limitations`` (lists of str); any other key is listed as it is.
+  weights, default apache-2.0), ``notes`` and ``limitations`` (lists of str), ``learning_curves`` ({"caption": str,
+  "columns": [str], "rows": [[cell per column]]}: measured checkpoints of the run, shown as a table); any other key
+  is listed as it is.
   Without facts from the caller, a `training_facts.json` inside the checkpoint folder is used if present.
 
 The licences and attribution of the training corpora are written here (`CORPORA`), not read from the data folders at
@@ -421,7 +423,22 @@ FACT_LABELS = {
     "date": "Date",
     "seed": "Seed",
 }
-SPECIAL_FACTS = {"commands", "notes", "limitations", "corpora", "random_weights", "test_model", "license"}
+SPECIAL_FACTS = {"commands", "notes", "limitations", "corpora", "random_weights", "test_model", "license",
+                 "learning_curves"}
+
+
+def learning_curves_table(curves) -> dict | None:
+    """The training facts' ``learning_curves`` as {"caption", "table"} (Markdown), checked cell by cell."""
+    if curves is None:
+        return None
+    columns, rows = (curves.get("columns"), curves.get("rows")) if isinstance(curves, dict) else (None, None)
+    if not columns or not isinstance(columns, list) or not isinstance(rows, list) or any(
+            not isinstance(row, list) or len(row) != len(columns) for row in rows):
+        raise LMCodecError("training facts: learning_curves must be {\"caption\": str, \"columns\": [str], \"rows\": "
+                           "[[one cell per column]]}; fix the training facts file.")
+    lines = ["| " + " | ".join(cell(column) for column in columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(cell(value) for value in row) + " |" for row in rows]
+    return {"caption": one_line(curves.get("caption") or "Learning curves."), "table": "\n".join(lines)}
 
 
 def training_section(facts: dict) -> dict:
@@ -442,7 +459,8 @@ def training_section(facts: dict) -> dict:
              if key not in FACT_LABELS and key not in SPECIAL_FACTS and not key.startswith("_") and value is not None]
     commands = facts.get("commands") or []
     commands = [commands] if isinstance(commands, str) else [str(command) for command in commands]
-    return {"facts": rows, "commands": commands, "notes": [one_line(note) for note in facts.get("notes") or []]}
+    return {"facts": rows, "commands": commands, "notes": [one_line(note) for note in facts.get("notes") or []],
+            "learning_curves": learning_curves_table(facts.get("learning_curves"))}
 
 
 def training_corpora(facts: dict | None) -> tuple[list[str], str | None]:

@@ -14,6 +14,7 @@ import pytest
 import soundfile as sf
 
 import lmcodec
+from lmcodec.errors import LMCodecError
 from lmcodec.hub_cards import render_dataset_card, render_model_card
 from tests.conftest import REPO, speech_like
 
@@ -415,3 +416,21 @@ def test_limitations_name_every_reference_codec_lmcodec_is_not_ahead_of(tiny_che
     limitations = card_with_results(tiny_checkpoint, tmp_path, results).split("## Limitations")[1].split("## ")[0]
     sent = next(row for row in results["systems"] if row["kind"] == "lmcodec")
     assert f"{sent['name']} against Codec2 700C: PESQ-WB -0.70 ± 0.00 (behind)" in limitations
+
+
+def test_learning_curves_from_the_training_facts_are_a_table(tiny_checkpoint):
+    facts = {**DEFAULT_CPU_FACTS, "learning_curves": {
+        "caption": "Dev split, 3 / 12 levels.", "columns": ["stage", "step", "STOI 3 / 12"],
+        "rows": [["codec", 1000, "0.787 / 0.809"], ["codec | end", 30000, "0.862 / 0.901"]]}}
+    training = str(render_model_card(tiny_checkpoint, None, facts)).split("## Training")[1].split("\n## ")[0]
+    assert "Dev split, 3 / 12 levels.\n\n| stage | step | STOI 3 / 12 |\n|---|---|---|\n| codec | 1000 | 0.787 / 0.809 |\n" \
+           "| codec \\| end | 30000 | 0.862 / 0.901 |" in training
+    assert "- learning curves:" not in training  # not also listed as a fact
+
+
+@pytest.mark.parametrize("curves", [["not", "a", "dict"], {"columns": ["a", "b"], "rows": [["only one"]]},
+                                    {"rows": [[1]]}])
+def test_malformed_learning_curves_are_a_one_line_error(tiny_checkpoint, curves):
+    with pytest.raises(LMCodecError, match="learning_curves must be") as error:
+        render_model_card(tiny_checkpoint, None, {**DEFAULT_CPU_FACTS, "learning_curves": curves})
+    assert "\n" not in str(error.value)
