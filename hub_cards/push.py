@@ -237,16 +237,9 @@ def run(args) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """`python -m lmcodec.hub_cards.push ...`: the same as `lmcodec push-to-hub ...`."""
-    parser = add_arguments(argparse.ArgumentParser(prog="lmcodec push-to-hub", description=__doc__.splitlines()[0]))
-    args = parser.parse_args(argv)
-    try:
-        from lmcodec.cli import quiet_libraries
+    from lmcodec.cli import run_subcommand_module
 
-        quiet_libraries()
-        return run(args)
-    except LMCodecError as error:
-        print(f"lmcodec: error: {' '.join(str(error).split())}", file=sys.stderr)
-        return 2
+    return run_subcommand_module(add_arguments, "lmcodec push-to-hub", __doc__.splitlines()[0], argv)
 
 
 if __name__ == "__main__":

@@ -400,6 +400,23 @@ def quiet_libraries() -> None:
     transformers_logging.set_verbosity_error()
 
 
+def print_error(error: LMCodecError) -> int:
+    """Print `error` as the command line's one-line message; returns the exit code 2."""
+    print(f"lmcodec: error: {' '.join(str(error).split())}", file=sys.stderr)
+    return 2
+
+
+def run_subcommand_module(add_arguments, prog: str, description: str, argv: list[str] | None) -> int:
+    """`python -m lmcodec.<module> ...` for a module that is also an `lmcodec` subcommand (its `add_arguments` sets
+    the handler): the same parsing, quiet libraries and one-line errors as `lmcodec <subcommand> ...`."""
+    args = add_arguments(argparse.ArgumentParser(prog=prog, description=description)).parse_args(argv)
+    quiet_libraries()
+    try:
+        return args.handler(args)
+    except LMCodecError as error:
+        return print_error(error)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
@@ -416,9 +433,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.handler(args)
     except LMCodecError as error:
-        message = " ".join(str(error).split())
-        print(f"lmcodec: error: {message}", file=sys.stderr)
-        return 2
+        return print_error(error)
     except KeyboardInterrupt:
         print("lmcodec: interrupted", file=sys.stderr)
         return 130

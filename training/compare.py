@@ -132,13 +132,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """`python -m lmcodec.training.compare NEW OLD`: the same as `lmcodec compare NEW OLD`."""
-    parser = add_arguments(argparse.ArgumentParser(prog="lmcodec compare", description=__doc__.splitlines()[0]))
-    args = parser.parse_args(argv)
-    try:
-        return run(args)
-    except LMCodecError as error:
-        print(f"lmcodec: error: {' '.join(str(error).split())}", file=sys.stderr)
-        return 2
+    from lmcodec.cli import run_subcommand_module
+
+    return run_subcommand_module(add_arguments, "lmcodec compare", __doc__.splitlines()[0], argv)
 
 
 if __name__ == "__main__":

@@ -566,16 +566,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """`python -m lmcodec.training.evaluation ...`: the same as `lmcodec evaluate ...`."""
-    from lmcodec.cli import quiet_libraries
+    from lmcodec.cli import run_subcommand_module
 
-    parser = add_arguments(argparse.ArgumentParser(prog="lmcodec evaluate", description=__doc__.splitlines()[0]))
-    args = parser.parse_args(argv)
-    quiet_libraries()
-    try:
-        return run(args)
-    except LMCodecError as error:
-        print(f"lmcodec: error: {' '.join(str(error).split())}", file=sys.stderr)
-        return 2
+    return run_subcommand_module(add_arguments, "lmcodec evaluate", __doc__.splitlines()[0], argv)
 
 
 if __name__ == "__main__":
