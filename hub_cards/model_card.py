@@ -164,15 +164,10 @@ def find_training_facts(checkpoint_dir: str | os.PathLike, training_facts):
 
 def load_results(source: str | os.PathLike | dict | None) -> dict | None:
     """results.json of `lmcodec evaluate` (path or dict), checked against its schema; None stays None."""
+    from lmcodec.training.report import check_results
+
     results = read_json(source, "results")
-    if results is None:
-        return None
-    systems = results.get("systems")
-    if not isinstance(results.get("metadata"), dict) or not isinstance(systems, list) or not systems or not all(
-            isinstance(row, dict) and {"name", "kind", "metrics"} <= set(row) for row in systems):
-        raise LMCodecError(f"{source if not isinstance(source, dict) else 'results'} is not a results.json written by "
-                           "`lmcodec evaluate` (it needs metadata and a non-empty systems list).")
-    return results
+    return None if results is None else check_results(results, "results" if isinstance(source, dict) else str(source))
 
 
 def load_model(checkpoint_dir: str | os.PathLike):
@@ -432,12 +427,17 @@ def learning_curves_table(curves) -> dict | None:
     if curves is None:
         return None
     columns, rows = (curves.get("columns"), curves.get("rows")) if isinstance(curves, dict) else (None, None)
-    if not columns or not isinstance(columns, list) or not isinstance(rows, list) or any(
+    if not columns or not isinstance(columns, list) or not rows or not isinstance(rows, list) or any(
             not isinstance(row, list) or len(row) != len(columns) for row in rows):
         raise LMCodecError("training facts: learning_curves must be {\"caption\": str, \"columns\": [str], \"rows\": "
-                           "[[one cell per column]]}; fix the training facts file.")
+                           "[[one cell per column], ...]} with at least one row; fix the training facts file.")
     lines = ["| " + " | ".join(cell(column) for column in columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(cell(value) for value in row) + " |" for row in rows]
+    def entry(value) -> str:  # steps as in the facts above (30,000); missing measurements as a dash
+        if value is None:
+            return "—"
+        return f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else cell(value)
+
+    lines += ["| " + " | ".join(entry(value) for value in row) + " |" for row in rows]
     return {"caption": one_line(curves.get("caption") or "Learning curves."), "table": "\n".join(lines)}
 
 
@@ -491,7 +491,7 @@ def not_ahead_of_references(results: dict) -> str | None:
     """A sentence naming every rate-matched pair (LMCodec operating point, reference codec) and metric where the
     evaluation does not show LMCodec ahead by more than two standard errors of the per-utterance difference; None
     when it is ahead everywhere or nothing was paired."""
-    from lmcodec.training.report import DIGITS, LABELS, rate_matched_pairs
+    from lmcodec.training.report import DIGITS, HIGHER_IS_BETTER, LABELS, rate_matched_pairs
 
     clauses = []
     for system, reference, differences in rate_matched_pairs(results)[1]:
@@ -500,9 +500,10 @@ def not_ahead_of_references(results: dict) -> str | None:
             if difference is None or difference[1] is None:
                 continue
             mean, error, _, _ = difference
-            if mean - 2 * error <= 0:
+            gain = mean if HIGHER_IS_BETTER[key] else -mean  # positive when LMCodec is better
+            if gain - 2 * error <= 0:
                 digits = DIGITS.get(key, 3)
-                verdict = "behind" if mean + 2 * error < 0 else "a tie"
+                verdict = "behind" if gain + 2 * error < 0 else "a tie"
                 misses.append(f"{LABELS[key]} {mean:+.{digits}f} ± {error:.{digits}f} ({verdict})")
         if misses:
             clauses.append(f"{system['name']} against {reference['name']}: {', '.join(misses)}")

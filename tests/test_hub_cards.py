@@ -392,7 +392,7 @@ def test_card_shows_the_paired_differences_against_reference_codecs(tiny_checkpo
     assert "Codec2 3200" not in text.split("Paired differences")[1].split("\n\n")[1]  # 3.2 kbps: not a peer
 
 
-def test_limitations_name_every_reference_codec_lmcodec_is_not_ahead_of(tiny_checkpoint, tmp_path):
+def test_limitations_name_every_reference_codec_lmcodec_is_not_ahead_of(tiny_checkpoint, tmp_path, monkeypatch):
     """The card's limitations say, pair by pair, where the evaluation does not show LMCodec ahead of a reference
     codec at a similar rate by more than two standard errors (a tie or behind), and say nothing when it is ahead."""
     from lmcodec.hub_cards.model_card import not_ahead_of_references
@@ -407,6 +407,16 @@ def test_limitations_name_every_reference_codec_lmcodec_is_not_ahead_of(tiny_che
     # STOI +0.2 on every utterance: ahead, not named; OVRL +0.5, -0.2, -0.1: mean +0.067, SE 0.219: a tie
     assert sentence.endswith("LMCodec Nc=3 against Codec2 1300: DNSMOS OVRL +0.07 ± 0.22 (a tie).")
     assert "STOI" not in sentence and "Opus" not in sentence
+    lower_mel = row("LMCodec Nc=3", "lmcodec", 1.2, stoi=[0.9, 0.8, 0.85], mel_distance=[0.1, 0.2, 0.15])
+    higher_mel = row("Codec2 1300", "reference", 1.4, stoi=[0.7, 0.6, 0.65], mel_distance=[0.3, 0.4, 0.35])
+    from lmcodec.training import report
+
+    monkeypatch.setattr(report, "PAIRED_METRICS", ("stoi", "mel_distance"))  # lower mel distance is better
+    assert not_ahead_of_references({"systems": [lower_mel, higher_mel]}) is None
+    assert "mel distance +0.200 ± 0.000 (behind)" in not_ahead_of_references({"systems": [
+        {**higher_mel, "name": "LMCodec Nc=3", "kind": "lmcodec", "kbps": 1.2}, {**lower_mel, "name": "Codec2 1300",
+                                                                                "kind": "reference", "kbps": 1.4}]})
+    monkeypatch.undo()
     behind = row("LMCodec Nc=3", "lmcodec", 1.2, stoi=[0.5, 0.4, 0.45])
     assert "STOI -0.200 ± 0.000 (behind)" in not_ahead_of_references({"systems": [behind, codec2]})
     assert not_ahead_of_references({"systems": [row("LMCodec Nc=3", "lmcodec", 1.2, stoi=[0.9, 0.8, 0.85]),
@@ -421,15 +431,15 @@ def test_limitations_name_every_reference_codec_lmcodec_is_not_ahead_of(tiny_che
 def test_learning_curves_from_the_training_facts_are_a_table(tiny_checkpoint):
     facts = {**DEFAULT_CPU_FACTS, "learning_curves": {
         "caption": "Dev split, 3 / 12 levels.", "columns": ["stage", "step", "STOI 3 / 12"],
-        "rows": [["codec", 1000, "0.787 / 0.809"], ["codec | end", 30000, "0.862 / 0.901"]]}}
+        "rows": [["codec", 1000, "0.787 / 0.809"], ["codec | end", 30000, None]]}}
     training = str(render_model_card(tiny_checkpoint, None, facts)).split("## Training")[1].split("\n## ")[0]
-    assert "Dev split, 3 / 12 levels.\n\n| stage | step | STOI 3 / 12 |\n|---|---|---|\n| codec | 1000 | 0.787 / 0.809 |\n" \
-           "| codec \\| end | 30000 | 0.862 / 0.901 |" in training
+    assert "Dev split, 3 / 12 levels.\n\n| stage | step | STOI 3 / 12 |\n|---|---|---|\n| codec | 1,000 | 0.787 / 0.809 |\n" \
+           "| codec \\| end | 30,000 | — |" in training
     assert "- learning curves:" not in training  # not also listed as a fact
 
 
 @pytest.mark.parametrize("curves", [["not", "a", "dict"], {"columns": ["a", "b"], "rows": [["only one"]]},
-                                    {"rows": [[1]]}])
+                                    {"rows": [[1]]}, {"columns": ["a"], "rows": []}])
 def test_malformed_learning_curves_are_a_one_line_error(tiny_checkpoint, curves):
     with pytest.raises(LMCodecError, match="learning_curves must be") as error:
         render_model_card(tiny_checkpoint, None, {**DEFAULT_CPU_FACTS, "learning_curves": curves})

@@ -20,14 +20,15 @@ from pathlib import Path
 from lmcodec.errors import LMCodecError
 
 from .evaluation import METRICS
-from .report import LABELS, number, paired_cell, paired_difference
+from .report import LABELS, check_results, kbps_cell, paired_cell, paired_difference
 
 COMPARED_KINDS = ("lmcodec", "ablation")  # the rows a checkpoint changes; --systems all adds the rest
 COMPARED_METRICS = tuple(key for key, _, _ in METRICS)
 
 
 def load_results(path: str) -> dict:
-    """An evaluation's results.json, from its output folder or the file itself."""
+    """An evaluation's results.json, from its output folder or the file itself, schema-checked; returns
+    {"names": [utterance names], "systems": [rows], "path": str}."""
     file = Path(path)
     if file.is_dir():
         file = file / "results.json"
@@ -35,22 +36,25 @@ def load_results(path: str) -> dict:
         raise LMCodecError(f"{path}: no results.json there; give an `lmcodec evaluate --out` folder or its "
                            "results.json.")
     try:
-        results = json.loads(file.read_text())
-        names = [utterance["name"] for utterance in results["utterances"]]
-        systems = results["systems"]
-    except (ValueError, KeyError, TypeError) as error:
-        raise LMCodecError(f"{file}: not an `lmcodec evaluate` results.json ({error!r}); re-run the evaluation "
-                           "or give its results.json.") from None
+        results = json.loads(file.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, ValueError) as error:
+        raise LMCodecError(f"{file} is not valid JSON ({error}); re-run the evaluation or give its results.json.") \
+            from None
+    names = [utterance["name"] for utterance in check_results(results, str(file)).get("utterances", [])]
+    if not names:
+        raise LMCodecError(f"{file} names no utterances, so its scores cannot be paired; re-run `lmcodec evaluate`.")
     if len(set(names)) != len(names):
         raise LMCodecError(f"{file}: utterance names repeat, so utterances cannot be paired by name; give "
                            "evaluations of uniquely named utterances.")
-    return {"names": names, "systems": systems, "path": str(file)}
+    return {"names": names, "systems": results["systems"], "path": str(file)}
 
 
 def aligned(row: dict, names: list[str], common: list[str]) -> dict:
-    """`row` with each per-utterance list reordered to `common` (utterance names)."""
+    """`row` with each per-utterance list reordered to `common` (utterance names); a score missing from a short
+    list is None."""
     position = {name: index for index, name in enumerate(names)}
-    per_item = {key: [values[position[name]] if position[name] < len(values) else None for name in common]
+    per_item = {key: [(values or [])[position[name]] if position[name] < len(values or []) else None
+                      for name in common]
                 for key, values in row["per_item"].items()}
     return {**row, "per_item": per_item}
 
@@ -58,61 +62,78 @@ def aligned(row: dict, names: list[str], common: list[str]) -> dict:
 def compare(new: dict, old: dict, kinds: tuple[str, ...] | None = COMPARED_KINDS) -> dict:
     """Paired NEW − OLD per system both ran (of `kinds`; None for all).
 
-    Returns {"common": [utterance names], "only_new": int, "only_old": int, "rows": [{"name", "kbps_new",
-    "kbps_old", "differences": {metric: (mean, standard error, better, count) or None}}]}."""
+    Returns {"common": [utterance names], "only_new": int, "only_old": int, "systems_only_new": [names],
+    "systems_only_old": [names], "metrics": [keys both scored], "rows": [{"name", "new", "old",
+    "differences": {metric: (mean, standard error, better, count) or None}}]}."""
     old_names = set(old["names"])
     common = [name for name in new["names"] if name in old_names]
     if not common:
         raise LMCodecError(f"{new['path']} and {old['path']} share no utterance; compare evaluations of the same "
                            "speech.")
-    old_rows = {row["name"]: row for row in old["systems"]}
+
+    def chosen(results: dict) -> dict[str, dict]:
+        return {row["name"]: row for row in results["systems"] if kinds is None or row["kind"] in kinds}
+
+    new_rows, old_rows = chosen(new), chosen(old)
+    shared = [name for name in new_rows if name in old_rows]
+    if not shared:
+        what = "system" if kinds is None else "LMCodec system"
+        hint = "" if kinds is None else " (--systems all adds the original and the reference codecs)"
+        raise LMCodecError(f"{new['path']} and {old['path']} share no {what} by name (NEW: "
+                           f"{', '.join(new_rows) or 'none'}; OLD: {', '.join(old_rows) or 'none'}); compare "
+                           f"evaluations of the same operating points{hint}.")
+    metrics = [key for key in COMPARED_METRICS
+               if any(new_rows[name]["per_item"].get(key) and old_rows[name]["per_item"].get(key) for name in shared)]
+    if not metrics:
+        raise LMCodecError(f"{new['path']} and {old['path']} share no metric for the same system; re-run "
+                           "`lmcodec evaluate` with the same --metrics.")
     rows = []
-    for row in new["systems"]:
-        if row["name"] not in old_rows or (kinds is not None and row["kind"] not in kinds):
-            continue
-        mine = aligned(row, new["names"], common)
-        theirs = aligned(old_rows[row["name"]], old["names"], common)
-        rows.append({"name": row["name"], "kbps_new": row.get("kbps"), "kbps_old": old_rows[row["name"]].get("kbps"),
-                     "differences": {key: paired_difference(mine, theirs, key) for key in COMPARED_METRICS}})
-    if not rows:
-        raise LMCodecError(f"{new['path']} and {old['path']} share no LMCodec system to compare; pass "
-                           "--systems all to compare the reference codecs too.")
+    for name in shared:
+        mine = aligned(new_rows[name], new["names"], common)
+        theirs = aligned(old_rows[name], old["names"], common)
+        rows.append({"name": name, "new": new_rows[name], "old": old_rows[name],
+                     "differences": {key: paired_difference(mine, theirs, key) for key in metrics}})
     return {"common": common, "only_new": len(new["names"]) - len(common),
-            "only_old": len(old["names"]) - len(common), "rows": rows}
+            "only_old": len(old["names"]) - len(common), "metrics": metrics, "rows": rows,
+            "systems_only_new": [name for name in new_rows if name not in old_rows],
+            "systems_only_old": [name for name in old_rows if name not in new_rows]}
+
+
+def utterances(count: int) -> str:
+    return f"{count} utterance{'s' if count != 1 else ''}"
 
 
 def markdown(comparison: dict, new_path: str, old_path: str) -> str:
-    """The comparison as a Markdown table, with a header saying what was paired."""
-    keys = [key for key in COMPARED_METRICS
-            if any(row["differences"][key] is not None for row in comparison["rows"])]
+    """The comparison as a Markdown table, with a header saying what was paired and what was left out."""
+    keys = comparison["metrics"]
     lines = [f"NEW = {new_path}", f"OLD = {old_path}", "",
-             f"Per utterance, NEW minus OLD on the {len(comparison['common'])} utterances both scored: mean ± "
+             f"Per utterance, NEW minus OLD on the {utterances(len(comparison['common']))} both scored: mean ± "
              "standard error (utterances where NEW is better / utterances compared); in bold when the mean is more "
              "than two standard errors from zero. Positive is better, except for mel distance (lower is better)."]
     if comparison["only_new"] or comparison["only_old"]:
-        lines.append(f"Left out: {comparison['only_new']} utterances only NEW scored, {comparison['only_old']} only "
-                     "OLD scored.")
+        lines.append(f"Left out: {utterances(comparison['only_new'])} only NEW scored, "
+                     f"{utterances(comparison['only_old'])} only OLD scored.")
+    for side in ("new", "old"):
+        if comparison[f"systems_only_{side}"]:
+            lines.append(f"Only in {side.upper()}, not compared: {', '.join(comparison[f'systems_only_{side}'])}.")
     header = ["system", "kbps NEW / OLD", *(LABELS[key] for key in keys)]
     lines += ["", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in comparison["rows"]:
-        rate = f"{number(row['kbps_new'], 'kbps')} / {number(row['kbps_old'], 'kbps')}"
         cells = [paired_cell(row["differences"][key], key, extra_digits=1) for key in keys]
-        lines.append(f"| {row['name']} | {rate} | " + " | ".join(cells) + " |")
+        lines.append(f"| {row['name']} | {kbps_cell(row['new'])} / {kbps_cell(row['old'])} | "
+                     + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
 def run(args) -> int:
     """`lmcodec compare`: print the table, and write it to --out when given."""
+    from lmcodec.cli import write_bytes_atomically
+
     new, old = load_results(args.new), load_results(args.old)
     kinds = None if args.systems == "all" else COMPARED_KINDS
     text = markdown(compare(new, old, kinds), new["path"], old["path"])
     if args.out:
-        from lmcodec.cli import write_bytes_atomically
-
-        try:
-            write_bytes_atomically(args.out, text.encode("utf-8"))
-        except OSError as error:
-            raise LMCodecError(f"cannot write {args.out} ({error.strerror}); choose a writable --out path.") from None
+        write_bytes_atomically(args.out, text.encode("utf-8"))  # one-line LMCodecError when it cannot
     sys.stdout.write(text)
     return 0
 

@@ -35,6 +35,31 @@ KIND_STYLE = {  # how each kind of system is drawn in the quality plots
 }
 
 
+# ---------------------------------------------------------------------------------------------------- results.json
+def check_results(results, source: str) -> dict:
+    """`results` (a parsed results.json of `lmcodec evaluate`) if it has the schema every reader here relies on:
+    metadata, a non-empty systems list whose rows have a name, a kind, metrics, a kbps (number or None) and per_item
+    (metric → list of scores or None), and utterances with names when present; else a one-line `LMCodecError`
+    naming `source`."""
+    from lmcodec.errors import LMCodecError
+
+    def row_ok(row) -> bool:
+        return (isinstance(row, dict) and isinstance(row.get("name"), str) and isinstance(row.get("kind"), str)
+                and isinstance(row.get("metrics"), dict) and isinstance(row.get("per_item"), dict)
+                and all(values is None or isinstance(values, list) for values in row["per_item"].values())
+                and (row.get("kbps") is None or isinstance(row["kbps"], (int, float))))
+
+    systems = results.get("systems") if isinstance(results, dict) else None
+    utterances = results.get("utterances", []) if isinstance(results, dict) else None
+    if (not isinstance(results, dict) or not isinstance(results.get("metadata"), dict) or not isinstance(systems, list)
+            or not systems or not all(row_ok(row) for row in systems) or not isinstance(utterances, list)
+            or not all(isinstance(item, dict) and isinstance(item.get("name"), str) for item in utterances)):
+        raise LMCodecError(f"{source} is not a results.json written by `lmcodec evaluate` (it needs metadata, a "
+                           "non-empty systems list with name, kind, kbps, metrics and per_item in every row, and named "
+                           "utterances); re-run the evaluation or give its results.json.")
+    return results
+
+
 # ---------------------------------------------------------------------------------------------------- numbers
 def number(value, key: str) -> str:
     """A table cell: the value rounded for its column, or an em dash when there is none."""
