@@ -14,10 +14,10 @@ def row(name: str, kind: str, kbps: float | None, **per_item: list | None) -> di
     return {"name": name, "kind": kind, "kbps": kbps, "metrics": {}, "per_item": per_item}
 
 
-def write_results(folder, names: list[str], systems: list[dict]) -> str:
+def write_results(folder, names: list[str], systems: list[dict], seconds: list[float] | None = None) -> str:
     folder.mkdir()
-    (folder / "results.json").write_text(json.dumps({
-        "metadata": {}, "utterances": [{"name": name} for name in names], "systems": systems}))
+    utterances = [{"name": name, **({"seconds": seconds[index]} if seconds else {})} for index, name in enumerate(names)]
+    (folder / "results.json").write_text(json.dumps({"metadata": {}, "utterances": utterances, "systems": systems}))
     return str(folder)
 
 
@@ -53,7 +53,7 @@ def test_pairs_utterances_by_name_and_compares_lmcodec_rows(evaluations, tmp_pat
     text = capsys.readouterr().out
     assert out.read_text() == text
     rows = table_rows(text)
-    assert rows["system"] == ["kbps NEW / OLD", "STOI", "DNSMOS OVRL"]
+    assert rows["system"] == ["kbps NEW / OLD (these utterances)", "STOI", "DNSMOS OVRL"]
     assert set(rows) == {"system", "LMCodec Nc=3", "LMCodec Nc=3, greedy fine codes"}  # no reference, no original
     # a, b, c: NEW 0.85, 0.78, 0.95 against OLD 0.80, 0.70, 0.90 (utterances d and e are not paired)
     stoi = np.array([0.05, 0.08, 0.05])
@@ -80,6 +80,18 @@ def test_nominal_kbps_is_marked_as_in_the_report(tmp_path, capsys):
     old = write_results(tmp_path / "old", ["a", "b"], [levels])
     assert main(["compare", new, old]) == 0
     assert table_rows(capsys.readouterr().out)["LMCodec, all 12 levels"][0] == "6.000 (nominal) / 6.000 (nominal)"
+
+
+def test_kbps_is_taken_over_the_utterances_both_scored(tmp_path, capsys):
+    """A run on a subset is compared with the same subset's rate, not with the whole other run's."""
+    def sent(rates):
+        return {**row("LMCodec Nc=3", "lmcodec", None, stoi=[0.8] * len(rates)), "kbps_per_item": rates}
+
+    whole = write_results(tmp_path / "whole", ["a", "b", "c"], [{**sent([1.0, 2.0, 3.0]), "kbps": 2.5}],
+                          seconds=[1.0, 1.0, 2.0])
+    subset = write_results(tmp_path / "subset", ["b", "a"], [{**sent([2.0, 1.0]), "kbps": 1.5}], seconds=[1.0, 1.0])
+    assert main(["compare", subset, whole]) == 0
+    assert table_rows(capsys.readouterr().out)["LMCodec Nc=3"][0] == "1.500 / 1.500"  # not 1.500 / 2.500
 
 
 def lmcodec_rows(**per_item) -> list[dict]:

@@ -46,7 +46,8 @@ def load_results(path: str) -> dict:
     if len(set(names)) != len(names):
         raise LMCodecError(f"{file}: utterance names repeat, so utterances cannot be paired by name; give "
                            "evaluations of uniquely named utterances.")
-    return {"names": names, "systems": results["systems"], "path": str(file)}
+    seconds = [utterance.get("seconds") for utterance in results["utterances"]]
+    return {"names": names, "seconds": seconds, "systems": results["systems"], "path": str(file)}
 
 
 def aligned(row: dict, names: list[str], common: list[str]) -> dict:
@@ -59,11 +60,26 @@ def aligned(row: dict, names: list[str], common: list[str]) -> dict:
     return {**row, "per_item": per_item}
 
 
+def kbps_on(row: dict, results: dict, common: list[str]) -> str:
+    """The row's kbps over the `common` utterances (all bits over all their audio, from the per-utterance rates and
+    durations), so two evaluations of different subsets compare the same speech; the row's own cell when the
+    per-utterance figures are missing (nominal rates)."""
+    position = {name: index for index, name in enumerate(results["names"])}
+    rates, seconds = row.get("kbps_per_item") or [], results["seconds"]
+    pairs = [(rates[position[name]], seconds[position[name]]) for name in common
+             if position[name] < len(rates) and isinstance(seconds[position[name]], (int, float))]
+    if len(pairs) != len(common) or any(not isinstance(rate, (int, float)) for rate, _ in pairs):
+        return kbps_cell(row)
+    total = sum(duration for _, duration in pairs)
+    return kbps_cell({**row, "kbps": sum(rate * duration for rate, duration in pairs) / total if total else None})
+
+
 def compare(new: dict, old: dict, kinds: tuple[str, ...] | None = COMPARED_KINDS) -> dict:
     """Paired NEW − OLD per system both ran (of `kinds`; None for all).
 
     Returns {"common": [utterance names], "only_new": int, "only_old": int, "systems_only_new": [names],
-    "systems_only_old": [names], "metrics": [keys both scored], "rows": [{"name", "new", "old",
+    "systems_only_old": [names], "metrics": [keys both scored], "rows": [{"name", "kbps_new", "kbps_old" (cells, over
+    the common utterances),
     "differences": {metric: (mean, standard error, better, count) or None}}]}."""
     old_names = set(old["names"])
     common = [name for name in new["names"] if name in old_names]
@@ -91,7 +107,8 @@ def compare(new: dict, old: dict, kinds: tuple[str, ...] | None = COMPARED_KINDS
     for name in shared:
         mine = aligned(new_rows[name], new["names"], common)
         theirs = aligned(old_rows[name], old["names"], common)
-        rows.append({"name": name, "new": new_rows[name], "old": old_rows[name],
+        rows.append({"name": name, "kbps_new": kbps_on(new_rows[name], new, common),
+                     "kbps_old": kbps_on(old_rows[name], old, common),
                      "differences": {key: paired_difference(mine, theirs, key) for key in metrics}})
     return {"common": common, "only_new": len(new["names"]) - len(common),
             "only_old": len(old["names"]) - len(common), "metrics": metrics, "rows": rows,
@@ -116,11 +133,11 @@ def markdown(comparison: dict, new_path: str, old_path: str) -> str:
     for side in ("new", "old"):
         if comparison[f"systems_only_{side}"]:
             lines.append(f"Only in {side.upper()}, not compared: {', '.join(comparison[f'systems_only_{side}'])}.")
-    header = ["system", "kbps NEW / OLD", *(LABELS[key] for key in keys)]
+    header = ["system", "kbps NEW / OLD (these utterances)", *(LABELS[key] for key in keys)]
     lines += ["", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in comparison["rows"]:
         cells = [paired_cell(row["differences"][key], key, extra_digits=1) for key in keys]
-        lines.append(f"| {row['name']} | {kbps_cell(row['new'])} / {kbps_cell(row['old'])} | "
+        lines.append(f"| {row['name']} | {row['kbps_new']} / {row['kbps_old']} | "
                      + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
