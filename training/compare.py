@@ -28,7 +28,8 @@ COMPARED_METRICS = tuple(key for key, _, _ in METRICS)
 
 def load_results(path: str) -> dict:
     """An evaluation's results.json, from its output folder or the file itself, schema-checked; returns
-    {"names": [utterance names], "systems": [rows], "path": str}."""
+    {"names": [utterance names], "position": {name: index}, "seconds": [per utterance], "systems": [rows],
+    "path": str}."""
     file = Path(path)
     if file.is_dir():
         file = file / "results.json"
@@ -47,31 +48,34 @@ def load_results(path: str) -> dict:
         raise LMCodecError(f"{file}: utterance names repeat, so utterances cannot be paired by name; give "
                            "evaluations of uniquely named utterances.")
     seconds = [utterance.get("seconds") for utterance in results["utterances"]]
-    return {"names": names, "seconds": seconds, "systems": results["systems"], "path": str(file)}
+    return {"names": names, "position": {name: index for index, name in enumerate(names)}, "seconds": seconds,
+            "systems": results["systems"], "path": str(file)}
 
 
-def aligned(row: dict, names: list[str], common: list[str]) -> dict:
-    """`row` with each per-utterance list reordered to `common` (utterance names); a score missing from a short
-    list is None."""
-    position = {name: index for index, name in enumerate(names)}
-    per_item = {key: [(values or [])[position[name]] if position[name] < len(values or []) else None
-                      for name in common]
-                for key, values in row["per_item"].items()}
-    return {**row, "per_item": per_item}
+def at_common(values: list | None, results: dict, common: list[str]) -> list:
+    """`values` (one per utterance of `results`; the list may be short, or None) at the `common` utterances, None
+    where a value is missing."""
+    values = values or []
+    indices = (results["position"][name] for name in common)
+    return [values[index] if index < len(values) else None for index in indices]
+
+
+def aligned(row: dict, results: dict, common: list[str]) -> dict:
+    """`row` of `results` with each per-utterance list reordered to the `common` utterances."""
+    return {**row, "per_item": {key: at_common(values, results, common) for key, values in row["per_item"].items()}}
 
 
 def kbps_on(row: dict, results: dict, common: list[str]) -> str:
     """The row's kbps over the `common` utterances (all bits over all their audio, from the per-utterance rates and
     durations), so two evaluations of different subsets compare the same speech; the row's own cell when the
     per-utterance figures are missing (nominal rates)."""
-    position = {name: index for index, name in enumerate(results["names"])}
-    rates, seconds = row.get("kbps_per_item") or [], results["seconds"]
-    pairs = [(rates[position[name]], seconds[position[name]]) for name in common
-             if position[name] < len(rates) and isinstance(seconds[position[name]], (int, float))]
-    if len(pairs) != len(common) or any(not isinstance(rate, (int, float)) for rate, _ in pairs):
+    rates = at_common(row.get("kbps_per_item"), results, common)
+    seconds = at_common(results["seconds"], results, common)
+    if not all(isinstance(value, (int, float)) for value in rates + seconds):
         return kbps_cell(row)
-    total = sum(duration for _, duration in pairs)
-    return kbps_cell({**row, "kbps": sum(rate * duration for rate, duration in pairs) / total if total else None})
+    total = sum(seconds)
+    return kbps_cell({**row, "kbps": sum(rate * duration for rate, duration in zip(rates, seconds)) / total
+                      if total else None})
 
 
 def compare(new: dict, old: dict, kinds: tuple[str, ...] | None = COMPARED_KINDS) -> dict:
@@ -105,8 +109,7 @@ def compare(new: dict, old: dict, kinds: tuple[str, ...] | None = COMPARED_KINDS
                            "`lmcodec evaluate` with the same --metrics.")
     rows = []
     for name in shared:
-        mine = aligned(new_rows[name], new["names"], common)
-        theirs = aligned(old_rows[name], old["names"], common)
+        mine, theirs = aligned(new_rows[name], new, common), aligned(old_rows[name], old, common)
         rows.append({"name": name, "kbps_new": kbps_on(new_rows[name], new, common),
                      "kbps_old": kbps_on(old_rows[name], old, common),
                      "differences": {key: paired_difference(mine, theirs, key) for key in metrics}})

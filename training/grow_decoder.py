@@ -65,6 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--decoder-stft-layers", type=int, help="ConvNeXt blocks at the STFT rate (100 Hz) after growing")
     args = parser.parse_args(argv)
     from lmcodec import save_checkpoint
+    from lmcodec.cli import print_error
     from lmcodec.hub_cards.model_card import load_model
 
     try:
@@ -80,8 +81,7 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 2
     except LMCodecError as error:
-        print(f"lmcodec: error: {error}", file=sys.stderr)
-        return 2
+        return print_error(error)
     added = sum(p.numel() for p in grown.decoder.parameters()) - sum(p.numel() for p in source.decoder.parameters())
     print(f"grew {args.checkpoint} into {Path(args.output)}: decoder {grown.config.num_decoder_frame_layers} + "
           f"{grown.config.num_decoder_stft_layers} blocks, {added / 1e6:.2f} M parameters added")

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from lmcodec.errors import LMCodecError
+
 from .evaluation import METRICS, SAMPLING_RATE
 
 PLOTS = "plots"
@@ -41,7 +43,6 @@ def check_results(results, source: str) -> dict:
     metadata, a non-empty systems list whose rows have a name, a kind, metrics, a kbps (number or None) and per_item
     (metric → list of scores or None), and utterances with names when present; else a one-line `LMCodecError`
     naming `source`."""
-    from lmcodec.errors import LMCodecError
 
     def row_ok(row) -> bool:
         return (isinstance(row, dict) and isinstance(row.get("name"), str) and isinstance(row.get("kind"), str)
