@@ -32,7 +32,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from diagnose_dnsmos import SPEECH, score_outputs  # noqa: E402
 
-SAMPLING_RATE = 16000
+from lmcodec.frames import SAMPLING_RATE
 BLOCK = 160  # 10 ms: the decoder's hop, the postfilters' update period
 YIN_FRAME = 804  # samples YIN reads per frame (integration + max lag at 50 Hz)
 

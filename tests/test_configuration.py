@@ -65,7 +65,7 @@ def test_auto_config_knows_the_model_type():
 
 
 def test_fine_decoding_is_checked():
-    assert lmcodec.LMCodecConfig().fine_decoding == "sample"
-    assert lmcodec.LMCodecConfig(fine_decoding="coarse-only").fine_decoding == "coarse-only"
+    assert lmcodec.LMCodecConfig().fine_decoding == "coarse-only"
+    assert lmcodec.LMCodecConfig(fine_decoding="sample").fine_decoding == "sample"
     with pytest.raises(Exception, match="fine_decoding must be one of sample, greedy, expected, coarse-only"):  # strict dataclass wraps it
         lmcodec.LMCodecConfig(fine_decoding="beam")

@@ -13,9 +13,9 @@ import pytest
 
 from tests.conftest import REPO
 
-SUBPACKAGES = ["lmcodec", "lmcodec.processing", "lmcodec.training", "lmcodec.training.metrics", "lmcodec.hub_cards",
-               "lmcodec.cli"]
-SOURCES = ["pyproject.toml", "README.md", "modeling_lmcodec", "processing", "training", "hub_cards"]
+SUBPACKAGES = ["lmcodec", "lmcodec.processing", "lmcodec.runtime", "lmcodec.training", "lmcodec.training.metrics",
+               "lmcodec.hub_cards", "lmcodec.cli"]
+SOURCES = ["pyproject.toml", "README.md", "modeling_lmcodec", "processing", "runtime", "training", "hub_cards"]
 
 
 @pytest.mark.slow

@@ -13,7 +13,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-SAMPLING_RATE = 16000
+from lmcodec.frames import SAMPLING_RATE
+
 _MEL_CACHE: dict[str, torch.Tensor] = {}
 
 

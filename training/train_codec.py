@@ -44,6 +44,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from lmcodec.frames import SAMPLING_RATE
+
 logger = logging.getLogger("lmcodec.training.train_codec")
 
 CODEC_PARTS = ("encoder", "quantizer", "decoder")
@@ -168,7 +170,7 @@ def evaluate_codec(model, items: list[np.ndarray], num_quantizers: list[int]) ->
                 _, parts = model.reconstruction_loss(decoded.unsqueeze(0), reference.unsqueeze(0))
                 mels.append(float(parts["mel"]))
                 if stoi is not None:
-                    stois.append(float(stoi(reference.cpu().numpy(), decoded.cpu().numpy(), 16000, extended=False)))
+                    stois.append(float(stoi(reference.cpu().numpy(), decoded.cpu().numpy(), SAMPLING_RATE, extended=False)))
             results[f"mel_distance_q{levels}"] = float(np.mean(mels))
             if stois:
                 results[f"stoi_q{levels}"] = float(np.mean(stois))
@@ -247,8 +249,8 @@ def save_training_checkpoint(accelerator, model, state: TrainState, output_dir: 
 
 
 # ---------------------------------------------------------------------------------------------------- data
-def build_data(data_args, training_args, rank: int, world_size: int):
-    """(train DataLoader, evaluation utterances) from the data arguments."""
+def build_data(data_args, training_args, rank: int, world_size: int, hop_length: int):
+    """(train DataLoader, evaluation utterances) from the data arguments; crops are whole frames of `hop_length`."""
     from lmcodec.training import data as data_lib
 
     if not data_args.train_dataset:
@@ -266,7 +268,7 @@ def build_data(data_args, training_args, rank: int, world_size: int):
         noise_prob=data_args.noise_prob, noise_snr_min=data_args.noise_snr_min, noise_snr_max=data_args.noise_snr_max,
     )
     loader = data_lib.build_dataloader(
-        dataset, data_lib.crop_samples_for(data_args.crop_seconds), training_args.per_device_batch_size, rank,
+        dataset, data_lib.crop_samples_for(data_args.crop_seconds, hop_length), training_args.per_device_batch_size, rank,
         world_size, training_args.seed, data_args.num_workers, data_args.audio_column, augmentation,
         data_args.shuffle_buffer_size,
     )
@@ -375,7 +377,7 @@ def main(argv: list[str] | None = None) -> int:
                             args.init_discriminator_from)
         discriminator_optimizer = torch.optim.AdamW(discriminator.parameters(), lr=args.discriminator_learning_rate,
                                                     betas=(0.5, 0.9))
-    loader, eval_items = build_data(data_args, args, rank, world_size)
+    loader, eval_items = build_data(data_args, args, rank, world_size, model.config.hop_length)
     # torch >= 2.10 renames DDP's broadcast_buffers (Accelerate still passes the old name); False is what we want.
     warnings.filterwarnings("ignore", message=".*broadcast_buffers.*deprecated", category=FutureWarning)
     if adversarial:
@@ -408,7 +410,7 @@ def main(argv: list[str] | None = None) -> int:
     if trackers:
         accelerator.init_trackers("codec", config=_hparams(model_args, data_args, args))
 
-    crop_seconds = loader.dataset.crop_samples / 16000
+    crop_seconds = loader.dataset.crop_samples / SAMPLING_RATE
     audio_per_step = crop_seconds * args.per_device_batch_size * args.gradient_accumulation_steps * world_size
     batches = batch_stream(loader, state)
     progress = tqdm(total=args.max_steps, initial=state.step, disable=not accelerator.is_local_main_process,
