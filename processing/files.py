@@ -27,7 +27,7 @@ def check_output_path(path: str | os.PathLike, example: str = "out.wav") -> Path
     return target
 
 
-def _new_file_mode() -> int:
+def new_file_mode() -> int:
     """The mode `open()` would give a new file: 0o666 without the bits of the process's umask."""
     mask = os.umask(0o022)
     os.umask(mask)
@@ -47,7 +47,7 @@ def atomic_output(path: str | os.PathLike, example: str = "out.wav") -> Iterator
     os.close(handle)
     try:
         yield Path(temporary)
-        os.chmod(temporary, _new_file_mode())
+        os.chmod(temporary, new_file_mode())
         os.replace(temporary, target)
     except OSError as error:
         Path(temporary).unlink(missing_ok=True)
@@ -55,6 +55,14 @@ def atomic_output(path: str | os.PathLike, example: str = "out.wav") -> Iterator
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+def give_default_modes(folder: str | os.PathLike) -> None:
+    """Give the files directly in `folder` the mode a new file gets under the umask (libraries that write through a
+    private temporary file leave theirs readable by the owner alone)."""
+    for path in Path(folder).iterdir():
+        if path.is_file():
+            os.chmod(path, new_file_mode())
 
 
 def write_bytes_atomically(path: str | os.PathLike, data: bytes, example: str = "out.lmc") -> None:
