@@ -31,6 +31,7 @@ encoder and decoder are trained here; the fine and entropy LMs stay frozen (they
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import json
 import logging
 import math
@@ -136,47 +137,6 @@ def learning_rate_at(step: int, peak: float, warmup_steps: int, max_steps: int, 
     span = max(max_steps - warmup_steps, 1)
     progress = min(max(step - warmup_steps, 0) / span, 1.0)
     return peak * (min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
-
-
-# ---------------------------------------------------------------------------------------------------- evaluation
-def _stoi_function():
-    try:
-        from pystoi import stoi
-    except ImportError:
-        return None
-    return stoi
-
-
-@torch.no_grad()
-def evaluate_codec(model, items: list[np.ndarray], num_quantizers: list[int]) -> dict[str, float]:
-    """Mean log-mel distance (the model's multi-scale log-mel L1) and, if pystoi is installed, STOI of the codec's
-    output against each utterance, for each number of levels. Uses the offline (whole-utterance) encoder path."""
-    stoi = _stoi_function()
-    was_training = model.training
-    model.eval()
-    hop = model.config.hop_length
-    results: dict[str, float] = {}
-    try:
-        for levels in num_quantizers:
-            mels, stois = [], []
-            for item in items:
-                length = item.shape[0]
-                padded = np.pad(item, (0, -length % hop))
-                samples = torch.from_numpy(padded).to(model.device, model.dtype).unsqueeze(0)
-                latent, _ = model.encoder(samples)
-                codes = model.quantizer.encode(latent, levels)
-                decoded = model.decode(codes).audio_values[0, 0, :length].float()
-                reference = samples[0, :length].float()
-                _, parts = model.reconstruction_loss(decoded.unsqueeze(0), reference.unsqueeze(0))
-                mels.append(float(parts["mel"]))
-                if stoi is not None:
-                    stois.append(float(stoi(reference.cpu().numpy(), decoded.cpu().numpy(), SAMPLING_RATE, extended=False)))
-            results[f"mel_distance_q{levels}"] = float(np.mean(mels))
-            if stois:
-                results[f"stoi_q{levels}"] = float(np.mean(stois))
-    finally:
-        model.train(was_training)
-    return results
 
 
 # ---------------------------------------------------------------------------------------------------- checkpoints
@@ -530,12 +490,13 @@ def _evaluate_and_log(accelerator, codec, items, levels, step, args=None, learni
     `output_dir/eval_log_file`), and let the other ranks wait."""
     if accelerator.is_main_process:
         start = time.perf_counter()
-        if args is not None and args.eval_quality:
-            from lmcodec.training.dev_eval import evaluate_dev
+        from lmcodec.training.dev_eval import evaluate_dev
 
-            metrics = evaluate_dev(codec, items, levels)
-        else:
-            metrics = evaluate_codec(codec, items, levels)
+        if args is not None and args.eval_quality:
+            names = ("stoi", "pesq", "mel")
+        else:  # the cheap scores: mel distance, and STOI where pystoi (the eval extra) is installed
+            names = ("mel", "stoi") if importlib.util.find_spec("pystoi") else ("mel",)
+        metrics = evaluate_dev(codec, items, levels, metrics=names)
         accelerator.log({f"eval/{k}": v for k, v in metrics.items()}, step=step)
         print(f"eval step {step}: " + ", ".join(f"{k}={v:.4f}" for k, v in metrics.items()), flush=True)
         if args is not None and args.eval_log_file:
@@ -550,7 +511,6 @@ __all__ = [
     "TrainState",
     "build_data",
     "build_model",
-    "evaluate_codec",
     "freeze_parts",
     "learning_rate_at",
     "list_checkpoints",
