@@ -14,7 +14,7 @@ import pytest
 from tests.conftest import REPO
 
 SUBPACKAGES = ["lmcodec", "lmcodec.processing", "lmcodec.runtime", "lmcodec.training", "lmcodec.training.metrics",
-               "lmcodec.hub_cards", "lmcodec.cli"]
+               "lmcodec.hub_cards", "lmcodec.cli", "lmcodec.runtime.graphs"]
 SOURCES = ["pyproject.toml", "README.md", "modeling_lmcodec", "processing", "runtime", "training", "hub_cards"]
 
 
