@@ -247,12 +247,17 @@ class DecoderStepExport(nn.Module):
 # ---------------------------------------------------------------------------------------------------- export
 def _export(module: nn.Module, args: tuple, input_names: list[str], output_names: list[str], dynamic_shapes=None):
     """torch.onnx (dynamo) export without graph optimisation, so no weight is folded, renamed or transposed."""
-    logging.getLogger("torch.onnx").setLevel(logging.ERROR)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        program = torch.onnx.export(module, args, dynamo=True, optimize=False, opset_version=OPSET, verbose=False,
-                                    input_names=input_names, output_names=output_names,
-                                    dynamic_shapes=dynamic_shapes, external_data=False)
+    logger = logging.getLogger("torch.onnx")
+    level = logger.level
+    logger.setLevel(logging.ERROR)  # e.g. "torchvision is not installed"
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            program = torch.onnx.export(module, args, dynamo=True, optimize=False, opset_version=OPSET, verbose=False,
+                                        input_names=input_names, output_names=output_names,
+                                        dynamic_shapes=dynamic_shapes, external_data=False)
+    finally:
+        logger.setLevel(level)
     return program.model_proto
 
 
