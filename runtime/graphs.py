@@ -100,7 +100,11 @@ class EncoderStep(StepGraph):
 
     def run(self, block: np.ndarray, state: Mapping[str, np.ndarray]) -> tuple[np.ndarray, dict]:
         """block `[block_samples]` float32 → (codes `[Nq, frames_per_block]` int64 of all levels, new state)."""
-        samples = np.asarray(block, dtype=np.float32).reshape(1, self.block_samples)
+        samples = np.asarray(block, dtype=np.float32)
+        if samples.shape != (self.block_samples,):
+            raise LMCodecError(f"an encoder step takes {self.block_samples} samples, got shape {list(samples.shape)}; "
+                               "zero-pad the last block.")
+        samples = samples.reshape(1, self.block_samples)
         codes, state = self._run({"samples": samples}, state)
         return codes[0], state
 
@@ -127,9 +131,14 @@ class DecoderStep(StepGraph):
         self.pending_state = spec["pending_state"]  # the state holding the head's not yet emitted samples
 
     def run(self, latent: np.ndarray, state: Mapping[str, np.ndarray]) -> tuple[np.ndarray, dict]:
-        """latent `[f, D]` float32 (f >= 1) → (samples `[f * hop]` float32, new state). A stream's first
+        """latent `[f, D]` float32 → (samples `[f * hop]` float32, new state). A stream's first
         `output_delay` samples lie before time 0: drop them; `tail(state)` ends the stream."""
         latent = np.asarray(latent, dtype=np.float32)
+        dim = self.spec["inputs"][0]["shape"][2]
+        if latent.ndim != 2 or latent.shape[1] != dim:
+            raise LMCodecError(f"latent must have shape [frames, {dim}], got {list(latent.shape)}.")
+        if latent.shape[0] == 0:
+            return np.zeros(0, dtype=np.float32), dict(state)
         samples, state = self._run({"latent": latent[None]}, state)
         return samples[0], state
 

@@ -242,3 +242,14 @@ def test_runtime_runs_without_torch(plain, tmp_path):
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.strip().endswith("heavy modules: []"), result.stdout
+
+
+def test_step_inputs_of_the_wrong_shape_get_one_line_errors(plain):
+    _, folder = plain
+    graphs = load_graphs(folder)
+    with pytest.raises(lmcodec.LMCodecError, match="640 samples"):
+        graphs.encoder.run(np.zeros(600, np.float32), graphs.encoder.initial_states())
+    with pytest.raises(lmcodec.LMCodecError, match=r"shape \[frames, 8\]"):
+        graphs.decoder.run(np.zeros((2, 7), np.float32), graphs.decoder.initial_states())
+    samples, state = graphs.decoder.run(np.zeros((0, 8), np.float32), graphs.decoder.initial_states())
+    assert samples.shape == (0,) and set(state) == set(graphs.decoder.initial_states())
