@@ -316,10 +316,6 @@ def _io_specs(proto, names: list[str]) -> list[dict]:
     return specs
 
 
-def _weights_of(state_dict: dict[str, torch.Tensor], specs: list[dict]) -> dict[str, np.ndarray]:
-    return {w["name"]: state_dict[w["name"]].detach().float().cpu().numpy() for w in specs}
-
-
 def _name_dynamic_dim(proto, input_name: str, axis: int, name: str) -> None:
     """Give the exporter's symbol for `input_name`'s dynamic `axis` (e.g. "s53") a readable name in every shape."""
     import re
@@ -349,7 +345,7 @@ def _save(proto, path: Path, graph: str, fingerprint: str) -> None:
     for node in proto.graph.node:  # the exporter's per-node stack traces: most of the file otherwise
         del node.metadata_props[:]
         node.doc_string = ""
-    for key, value in (("lmcodec_graph", graph), ("lmcodec_weights_sha256", fingerprint)):
+    for key, value in (("lmcodec_graph", graph), ("lmcodec_weights_fingerprint", fingerprint)):
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, value
     proto.producer_name = "lmcodec.onnx_export"
@@ -408,7 +404,7 @@ def export_onnx(model, out_dir: str | Path) -> list[Path]:
          {"decoder_dft_cos", "decoder_dft_sin", "decoder_window", "decoder_noise_phase"}),
     ):
         weights = _strip_weights(proto, state_dict, constants)
-        fingerprint = weights_fingerprint(_weights_of(state_dict, weights))
+        fingerprint = weights_fingerprint({w["name"]: state_dict[w["name"]] for w in weights})
         path = out / f"{graph}.onnx"
         _save(proto, path, graph, fingerprint)
         paths.append(path)
@@ -422,7 +418,7 @@ def export_onnx(model, out_dir: str | Path) -> list[Path]:
             "states": [{"input": name, "output": "new_" + name, "shape": spec["shape"], "dtype": spec["dtype"]}
                        for name, spec in zip(state_names, input_specs[1:])],
             "weights": weights,
-            "weights_sha256": fingerprint,
+            "weights_fingerprint": fingerprint,
         }
     graphs[ENCODER].update(block_samples=encoder.block_samples, frames_per_block=ENCODER_BLOCK_FRAMES)
     graphs[DECODER].update(hop_length=config.hop_length, output_delay=model.decoder.output_delay,

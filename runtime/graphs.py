@@ -4,7 +4,7 @@ A checkpoint folder holds its weights once, in `model.safetensors`, and its grap
 `lmcodec export-onnx CHECKPOINT`): `encoder_step.onnx`, `decoder_step.onnx` and `manifest.json`. The graphs carry
 no checkpoint weights: their weight initializers are named after the safetensors keys and marked as external data;
 `load_graphs` reads those keys, casts them to float32 and hands them to onnxruntime when it creates the sessions.
-The manifest records a sha256 fingerprint of the weights each graph was exported from; other weights are refused.
+The manifest records a fingerprint of the weights each graph was exported from; other weights are refused.
 
 Shapes (bundled default: Nq = 12 levels of K = 1024 codes, D = 64, hop = 320 samples, block = 640 samples):
 
@@ -19,7 +19,6 @@ for hosts in other languages.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,10 +26,11 @@ from typing import Mapping
 
 import numpy as np
 
+from lmcodec.bitstream import fingerprint
 from lmcodec.errors import LMCodecError
 
-ONNX_FOLDER = "onnx"  # inside the checkpoint folder
-MANIFEST_NAME = "manifest.json"
+ONNX_FOLDER = "onnx"  # inside the checkpoint folder (as lmcodec.runtime.has_graphs looks for it; not imported from
+MANIFEST_NAME = "manifest.json"  # there: lmcodec.runtime imports this module, so that would be an import cycle)
 WEIGHTS_NAME = "model.safetensors"
 FORMAT = "lmcodec-onnx"
 FORMAT_VERSION = 1
@@ -40,14 +40,10 @@ WEIGHTS_LOCATION = "LMCODEC_WEIGHTS_FROM_MODEL_SAFETENSORS"
 ENCODER, DECODER = "encoder_step", "decoder_step"
 
 
-def weights_fingerprint(weights: Mapping[str, np.ndarray]) -> str:
-    """sha256 over the weights as float32 (sorted by name; each name and shape, then its little-endian values)."""
-    digest = hashlib.sha256()
-    for name in sorted(weights):
-        array = np.ascontiguousarray(weights[name], dtype="<f4")
-        digest.update(f"{name}:{list(array.shape)}\n".encode())
-        digest.update(array.reshape(-1).view(np.uint8))
-    return digest.hexdigest()
+def weights_fingerprint(weights: Mapping) -> str:
+    """The project's model fingerprint (`lmcodec.bitstream.fingerprint`: SHA-256 over the tensors' names, shapes and
+    float32 values, first 8 bytes) of a graph's weights, as hex. numpy arrays and torch tensors give the same."""
+    return fingerprint(dict(weights), {}).hex()
 
 
 def _fix(checkpoint: Path) -> str:
@@ -208,7 +204,7 @@ def _read_weights(checkpoint: Path, manifest: dict) -> dict[str, np.ndarray]:
         for name in names:
             weights[name] = np.ascontiguousarray(file.get_tensor(name), dtype=np.float32)
     for graph, spec in manifest["graphs"].items():
-        if weights_fingerprint({w["name"]: weights[w["name"]] for w in spec["weights"]}) != spec["weights_sha256"]:
+        if weights_fingerprint({w["name"]: weights[w["name"]] for w in spec["weights"]}) != spec["weights_fingerprint"]:
             raise LMCodecError(f"the ONNX graph {graph} of {checkpoint} was exported from other weights than {path}; "
                                f"{_fix(checkpoint)}.")
     return weights
