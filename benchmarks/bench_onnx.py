@@ -34,16 +34,11 @@ def peak_rss_mb():  # VmHWM: ru_maxrss would report the forking parent's peak af
             return int(line.split()[1]) / 1024
 '''
 
-# A process that touches only the runtime. `import lmcodec` still imports torch through lmcodec/__init__.py, so the
-# bare `lmcodec` and `lmcodec.runtime` packages are registered by hand until that import is lazy.
+# A process that touches only the runtime (torch is never imported).
 RUNTIME_CHILD = PEAK_RSS + """
-import sys, time, types
+import sys, time
 start = time.perf_counter()
-repo, checkpoint, codes_path, mode = sys.argv[1:5]
-for name, folder in (("lmcodec", "modeling_lmcodec"), ("lmcodec.runtime", "runtime")):
-    package = types.ModuleType(name)
-    package.__path__ = [f"{repo}/{folder}"]
-    sys.modules[name] = package
+checkpoint, codes_path, mode = sys.argv[1:4]
 import numpy as np
 from lmcodec.runtime.graphs import load_graphs
 imported = time.perf_counter()
@@ -165,7 +160,7 @@ def main(argv: list[str] | None = None) -> None:
         codes_path = Path(folder) / "codes.npy"
         np.save(codes_path, codes[0].numpy())
         print("One process that loads and decodes the clip (peak RSS, start-up), 3 runs each:")
-        for label, script, extra in (("runtime only (no torch)", RUNTIME_CHILD, [str(REPO), args.checkpoint]),
+        for label, script, extra in (("runtime only (no torch)", RUNTIME_CHILD, [args.checkpoint]),
                                      ("torch model", TORCH_CHILD, [args.checkpoint])):
             for mode in ("whole", "frames"):
                 results = [child(script, *extra, str(codes_path), mode) for _ in range(3)]
