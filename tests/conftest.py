@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
+import re
 from pathlib import Path
 
 # Offline first: nothing in the suite may reach for the Hub (without this, huggingface_hub waits ~24 s to fail).
@@ -19,6 +21,18 @@ import lmcodec
 
 REPO = Path(__file__).resolve().parents[1]
 SPEECH_DIR = REPO.parent / "shared" / "data" / "speech"
+
+
+@contextlib.contextmanager
+def raises_config_error(message: str):
+    """An invalid `LMCodecConfig`: its validator's ValueError, which huggingface_hub's strict dataclass re-raises as
+    `StrictDataclassClassValidationError` (the ValueError as its cause); `message` is matched literally."""
+    from huggingface_hub.errors import StrictDataclassClassValidationError
+
+    with pytest.raises(StrictDataclassClassValidationError, match=re.escape(message)) as raised:
+        yield raised
+    assert isinstance(raised.value.__cause__, ValueError), repr(raised.value.__cause__)
+    assert message in str(raised.value.__cause__)
 
 
 def tiny_config(**overrides) -> lmcodec.LMCodecConfig:
