@@ -37,7 +37,8 @@ logger = logging.getLogger(__name__)
 SAMPLING_RATE = 16000
 HOP_LENGTH = 320
 AUDIO_EXTENSIONS = (".flac", ".wav", ".ogg", ".mp3", ".aiff", ".aif", ".opus")
-# The training folders of ../shared/data/speech; librispeech-test-other is held out for evaluation.
+# The training folders of the base speech collection (data/speech, training/data_sources.md); librispeech-test-other
+# is held out for evaluation.
 SPEECH_TRAINING_FOLDERS = ("librispeech-train-clean-100", "ljspeech", "cmu-arctic", "misc")
 SPEECH_HELD_OUT_FOLDER = "librispeech-test-other"
 
