@@ -8,7 +8,7 @@ One torch thread. Codes of real speech (default 30 s of LibriSpeech test-other) 
 for each model: the receiver's step for all coarse levels of a frame (model only, no range coder), the sender's
 cost per frame (the integer model computes a packet's tables at once), and whole in-process packet coding and
 decoding with constriction (`EntropyCoder` / `IntegerEntropyCoder`). Every job runs once per round, `--repeats`
-rounds, and the ratios are taken within each round, since this machine's speed drifts with other load.
+rounds, and the ratios are taken within each round, since a machine's speed drifts with other load.
 """
 
 from __future__ import annotations
