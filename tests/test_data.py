@@ -194,7 +194,7 @@ def test_a_missing_folder_in_a_comma_separated_list_is_named_alone(audio_folder:
 
 def test_shared_speech_training_folders_exclude_the_held_out_set():
     if not SPEECH_DIR.is_dir():
-        pytest.skip(f"real speech folder {SPEECH_DIR} is absent (it lives beside the repo in shared/data/speech)")
+        pytest.skip(f"real speech folder {SPEECH_DIR} is absent (data/speech in the repository, or ../shared/data/speech)")
     with pytest.raises(ValueError, match="held out"):
         data.speech_training_dataset(SPEECH_DIR, folders=("ljspeech", data.SPEECH_HELD_OUT_FOLDER))
     dataset = data.speech_training_dataset(SPEECH_DIR, folders=("cmu-arctic",))
