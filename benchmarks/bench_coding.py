@@ -60,12 +60,12 @@ def main() -> None:
 
     import lmcodec
     from lmcodec import bitstream
-    from lmcodec.cli import load_model
+    from lmcodec.loading import describe_source, load_model
 
     lmcodec_cli = str(Path(sys.executable).parent / "lmcodec")
     with tempfile.TemporaryDirectory() as work:
         work = Path(work)
-        model, weights = load_model(args.model)
+        model, weights = load_model(args.model), describe_source(args.model)
         checkpoint = args.model or lmcodec.DEFAULT_CHECKPOINT
         audio, source = speech_clip(args.speech_dir, args.seconds)
         sf.write(work / "speech.wav", audio, 16000, subtype="FLOAT")

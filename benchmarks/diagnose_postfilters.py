@@ -30,7 +30,7 @@ import torch
 
 from diagnose_dnsmos import SPEECH, score_outputs  # a sibling: a script's own folder is on sys.path
 
-SAMPLING_RATE = 16000
+from lmcodec.frames import SAMPLING_RATE
 BLOCK = 160  # 10 ms: the decoder's hop, the postfilters' update period
 YIN_FRAME = 804  # samples YIN reads per frame (integration + max lag at 50 Hz)
 

@@ -170,24 +170,6 @@ def load_results(source: str | os.PathLike | dict | None) -> dict | None:
     return None if results is None else check_results(results, "results" if isinstance(source, dict) else str(source))
 
 
-def load_model(checkpoint_dir: str | os.PathLike):
-    """The checkpoint as an `lmcodec.LMCodecModel` (the package's own classes, whatever code the folder holds)."""
-    from lmcodec import LMCodecModel
-
-    folder = Path(checkpoint_dir)
-    if not folder.is_dir():
-        raise LMCodecError(f"checkpoint folder not found: {folder} (pass the folder written by "
-                           "lmcodec.save_checkpoint).")
-    if not (folder / "config.json").is_file():
-        raise LMCodecError(f"{folder} is not an LMCodec checkpoint folder (no config.json); pass the folder written by "
-                           "lmcodec.save_checkpoint.")
-    try:
-        return LMCodecModel.from_pretrained(str(folder)).eval()
-    except (OSError, ValueError, KeyError, RuntimeError) as error:
-        detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise LMCodecError(f"cannot load checkpoint {folder}: {detail}") from None
-
-
 # ---------------------------------------------------------------------------------------------------- formatting
 def one_line(value: Any) -> str:
     """Any value as one line of Markdown: dicts as `key: value` pairs, lists joined, whitespace collapsed."""
@@ -690,6 +672,8 @@ def render_model_card(checkpoint_dir: str | os.PathLike, results_json_path: str 
     """
     results = load_results(results_json_path)
     facts = read_json(find_training_facts(checkpoint_dir, training_facts), "training facts")
+    from lmcodec.loading import load_model
+
     model = load_model(checkpoint_dir)
     return build_model_card(model, results, facts, repo_id=repo_id, folder=checkpoint_dir, tags=tags)
 

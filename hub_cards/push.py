@@ -117,7 +117,7 @@ def stage_checkpoint(checkpoint_dir: Path, folder: Path):
     """Re-save the checkpoint into `folder` with fresh code files and `auto_map`; returns the loaded model."""
     from lmcodec import LMCodecFeatureExtractor, save_checkpoint
 
-    from .model_card import load_model
+    from lmcodec.loading import load_model
 
     model = load_model(checkpoint_dir)
     extractor = None
@@ -237,7 +237,7 @@ def run(args) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """`python -m lmcodec.hub_cards.push ...`: the same as `lmcodec push-to-hub ...`."""
-    from lmcodec.cli import run_subcommand_module
+    from lmcodec.console import run_subcommand_module
 
     return run_subcommand_module(add_arguments, "lmcodec push-to-hub", __doc__.splitlines()[0], argv)
 

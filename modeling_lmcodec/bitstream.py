@@ -11,7 +11,8 @@ with :func:`pack_codes`. The packet CRC is taken over the *decoded codes*, not t
 any mismatch between the sender's and its own entropy decoding, not just damaged bytes. The byte layout is
 documented in ``docs/bitstream.md``; any change to it bumps :data:`FORMAT_VERSION`.
 
-This file is shipped as Hugging Face remote code: it imports only the standard library, numpy and torch.
+This file is shipped as Hugging Face remote code and used by the torch-free runtime: it imports only the standard
+library and numpy (torch tensors are accepted where arrays are, duck-typed).
 Every parsing failure raises :class:`~.errors.LMCodecError` (mostly the subclasses below) with a one-line message.
 """
 
@@ -25,7 +26,6 @@ import struct
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 from .errors import LMCodecError
 
@@ -127,11 +127,14 @@ def crc16(data: bytes, crc: int = 0xFFFF) -> int:
     return binascii.crc_hqx(bytes(data), crc)
 
 
+def as_numpy(value):
+    """A torch tensor (duck-typed: it has `.detach`) → numpy array on the CPU; anything else unchanged."""
+    return value.detach().cpu().numpy() if hasattr(value, "detach") else value
+
+
 def _as_code_array(codes, name: str = "codes") -> np.ndarray:
     """``codes`` (array-like or CPU tensor) → integer numpy array, or LMCodecError."""
-    if torch.is_tensor(codes):
-        codes = codes.detach().cpu().numpy()
-    array = np.asarray(codes)
+    array = np.asarray(as_numpy(codes))
     if array.dtype.kind not in "iub":
         raise LMCodecError(f"{name} must be an integer array, got dtype {array.dtype}; pass the codec's integer codes")
     return array
@@ -247,7 +250,7 @@ class StreamHeader:
         codebook_size: codes per level, a power of two from 2 to 65536 (written as its log2).
         sync_period_frames: the LM context resets every this many frames; a positive multiple of the packet length.
         packet_length_frames: frames per packet, 1..65535 (the last packet may be short and says so itself).
-        model_fingerprint: 8 opaque bytes identifying the model weights (see ``model_fingerprint``).
+        model_fingerprint: 8 opaque bytes identifying the model weights (see ``fingerprint`` and ``compression.model_fingerprint``).
         format_version: the layout version (:data:`FORMAT_VERSION` when writing; a parsed header keeps its own).
     """
 
@@ -728,25 +731,30 @@ def unpack_codes(data: bytes, bits_per_code: int, frames: int, levels: int) -> n
 # model identity
 
 
-def model_fingerprint(state_dict_tensors: dict[str, torch.Tensor], config_items: dict) -> bytes:
+def fingerprint(state_dict_tensors: dict, config_items: dict) -> bytes:
     """8 bytes identifying model weights and settings, written into the header so a decoder can refuse a wrong model.
 
-    The first 8 bytes of a SHA-256 over, for each tensor in name order: a canonical JSON line with its name, dtype
-    and shape, then its values as little-endian float32 (integer tensors: little-endian int64, exactly); followed by the canonical JSON (sorted keys) of
-    ``config_items``. Deterministic across processes and machines with the same weights.
+    The first 8 bytes of a SHA-256 over, for each tensor (numpy array or torch tensor) in name order: a canonical JSON
+    line with its name, dtype (spelled as torch spells it, e.g. "torch.float32") and shape, then its values as
+    little-endian float32 (integer tensors: little-endian int64, exactly); followed by the canonical JSON (sorted
+    keys) of ``config_items``. Deterministic across processes, machines and backends with the same weights.
     """
     hasher = hashlib.sha256()
     for name in sorted(state_dict_tensors):
         tensor = state_dict_tensors[name]
-        if not torch.is_tensor(tensor):
+        if hasattr(tensor, "detach"):
+            dtype, values = str(tensor.dtype), tensor.detach().cpu()
+            values = values.float().numpy() if values.is_floating_point() or dtype == "torch.bool" else values.numpy()
+        elif isinstance(tensor, np.ndarray):
+            dtype, values = f"torch.{tensor.dtype.name}", tensor
+        else:
             raise LMCodecError(f"fingerprint input {name!r} is a {type(tensor).__name__}, not a tensor")
-        description = {"name": str(name), "dtype": str(tensor.dtype), "shape": list(tensor.shape)}
+        description = {"name": str(name), "dtype": dtype, "shape": list(values.shape)}
         hasher.update(json.dumps(description, sort_keys=True).encode() + b"\n")
-        if tensor.is_floating_point() or tensor.dtype == torch.bool:
-            values = tensor.detach().to(device="cpu", dtype=torch.float32).contiguous().numpy()
-            hasher.update(values.astype("<f4", copy=False).tobytes())
+        if values.dtype.kind in "fb":
+            hasher.update(np.ascontiguousarray(values, dtype="<f4").tobytes())
         else:  # integer tensors (the integer entropy model) are hashed exactly, as little-endian int64
-            hasher.update(tensor.detach().cpu().numpy().astype("<i8").tobytes())
+            hasher.update(np.ascontiguousarray(values, dtype="<i8").tobytes())
     try:
         config_json = json.dumps(config_items, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
     except (TypeError, ValueError) as error:

@@ -1,9 +1,23 @@
 """Audio ⇄ LMCodec bitstream: the stream compressor and decompressor behind `compress` / `decompress`.
 
 Sender: streaming encoder (coarse levels only) → packets of `packet_frames` frames → each packet's codes range-coded
-with the entropy LM (or bit-packed raw) → container bytes (`bitstream.py`). Receiver: packets → coarse codes (checked
-against each packet's CRC) → fine LM regenerates the fine levels → streaming decoder → audio. Offline `compress` and
-`decompress` are these same classes fed everything at once, so streaming output equals offline output.
+with the integer entropy model (or bit-packed raw) → container bytes (`bitstream.py`). Receiver: packets → coarse
+codes (checked against each packet's CRC) → fine levels (as `fine_decoding` says) → streaming decoder → audio.
+Offline `compress` and `decompress` are these same classes fed everything at once, so streaming output equals
+offline output.
+
+This module needs only numpy (and constriction for entropy coding). What runs the codec is a *backend*: the torch
+model (`torch_backend.TorchCodecBackend`, used when an `LMCodecModel` is passed) or the ONNX runtime
+(`lmcodec.runtime`). A backend provides:
+
+- `settings`: a `CodecSettings`;
+- `sender(num_quantizers)`: `push(samples float32 [T] at the model rate) -> codes int64 [K, f]`, `flush() -> [K, f]`;
+- `receiver(num_coarse, sync_frames, fine_decoding, seed, start_frame)`: `push(coarse codes [Nc, f]) -> samples
+  float32 [f * hop_length]` in [-1, 1], `flush() -> samples` (what the decoder's output delay still holds; the next
+  push starts a new decoder stream while the fine levels' context carries on);
+- `entropy_coder(num_coarse, format_version)`: the range coder (`range_coding.IntegerEntropyCoder` for version 3);
+- `fingerprint_arrays(format_version, entropy_coded) -> dict[name, array]`: the tensors the stream depends on;
+- `coding_context()`: a context manager around every coding call (the torch backend pins it to one exact thread).
 """
 
 from __future__ import annotations
@@ -12,68 +26,49 @@ from contextlib import nullcontext
 from dataclasses import dataclass, field
 
 import numpy as np
-import torch
 
 from .bitstream import (
+    FORMAT_VERSION,
     Packet,
     PacketReader,
     StreamHeader,
     TruncatedStreamError,
+    as_numpy,
     crc16_codes,
     encode_packet,
+    fingerprint,
     pack_codes,
     unpack_codes,
 )
-from .bitstream import FIRST_INTEGER_MODEL_VERSION, FORMAT_VERSION
-from .bitstream import model_fingerprint as fingerprint_of
-from .entropy_coding import EntropyCoder, IntegerEntropyCoder, align_weights, exact_coding
 from .errors import LMCodecError
+from .fine_decoding import resolve_fine_decoding
+from .frames import num_frames
+from .range_coding import NO_INTEGER_MODEL_HINT
+
+def as_backend(codec):
+    """A coding backend: `codec` itself if it is one, else the torch backend of an `LMCodecModel`."""
+    if hasattr(codec, "receiver") and hasattr(codec, "settings"):
+        return codec
+    from .torch_backend import TorchCodecBackend
+
+    return TorchCodecBackend.of(codec)
 
 
-# Entropy-LM settings that change its function (bookkeeping such as `_name_or_path` must not count).
-FINGERPRINT_LM_FIELDS = ("n_embd", "n_layer", "n_head", "n_inner", "n_positions", "activation_function",
-                         "layer_norm_epsilon", "scale_attn_weights", "scale_attn_by_inverse_layer_idx",
-                         "reorder_and_upcast_attn")
-
-
-def model_fingerprint(model, format_version: int = FORMAT_VERSION, entropy_coded: bool = True) -> bytes:
+def model_fingerprint(codec, format_version: int = FORMAT_VERSION, entropy_coded: bool = True) -> bytes:
     """8 bytes identifying what the bits depend on: the codebooks, the entropy model and the code layout. From
     format version 3 on the entropy model is the integer one (its tensors hashed exactly), and raw streams depend on
     no entropy model; versions 1 and 2 hash the float entropy LM, so their streams still match the checkpoints that
-    wrote them."""
-    tensors = {"quantizer.codebooks": model.quantizer.codebooks}
-    if format_version >= FIRST_INTEGER_MODEL_VERSION:
-        if entropy_coded and model.integer_entropy_lm is not None:
-            integer = model.integer_entropy_lm.state_dict()
-            tensors.update({f"integer_entropy_lm.{name}": value for name, value in integer.items()})
-    else:
-        tensors.update({f"entropy_lm.{name}": value for name, value in model.entropy_lm.state_dict().items()})
-    config = model.config
+    wrote them. Both backends give the same 8 bytes for the same checkpoint."""
+    backend = as_backend(codec)
+    settings = backend.settings
     items = {
-        "num_quantizers": config.num_quantizers,
-        "codebook_size": config.codebook_size,
-        "codebook_dim": config.codebook_dim,
-        "entropy_lm_depth": config.entropy_lm_depth,
-        "entropy_lm_config": {key: getattr(config.entropy_lm_config, key) for key in FINGERPRINT_LM_FIELDS},
+        "num_quantizers": settings.num_quantizers,
+        "codebook_size": settings.codebook_size,
+        "codebook_dim": settings.codebook_dim,
+        "entropy_lm_depth": settings.entropy_lm_depth,
+        "entropy_lm_config": dict(settings.entropy_lm_fields),
     }
-    return fingerprint_of(tensors, items)
-
-
-NO_INTEGER_MODEL_HINT = ("this checkpoint has no integer entropy model; export one with "
-                         "model.export_integer_entropy_model(codes_of_real_speech), or write raw codes "
-                         "(entropy_coding=False, lmcodec encode --no-entropy)")
-
-
-def entropy_coder_for(model, num_coarse: int, format_version: int = FORMAT_VERSION):
-    """The range coder of a stream of `format_version`: the integer model's (version 3; LMCodecError naming the fix
-    when the checkpoint has none) or the float LM's (versions 1-2, exact only on the same kind of machine)."""
-    if format_version >= FIRST_INTEGER_MODEL_VERSION:
-        if model.integer_entropy_lm is None:
-            raise LMCodecError(f"entropy coding needs the integer entropy model: {NO_INTEGER_MODEL_HINT}.")
-        return IntegerEntropyCoder(model.integer_entropy_lm.engine(), num_coarse, format_version)
-    align_weights(model)  # exact float decoding needs the same weight alignment on both sides (see entropy_coding)
-    return EntropyCoder(model.entropy_lm, model.quantizer.codebooks, model.config.num_quantizers, num_coarse,
-                        format_version)
+    return fingerprint(backend.fingerprint_arrays(format_version, entropy_coded), items)
 
 
 def _resampler(from_rate: int, to_rate: int):
@@ -91,9 +86,7 @@ def _resampler(from_rate: int, to_rate: int):
 
 
 def _as_mono_float32(samples) -> np.ndarray:
-    if torch.is_tensor(samples):
-        samples = samples.detach().cpu().numpy()
-    array = np.asarray(samples)
+    array = np.asarray(as_numpy(samples))
     if array.ndim != 1:
         raise LMCodecError(f"audio must be 1-D mono samples, got shape {array.shape}; mix to mono first.")
     if array.dtype.kind not in "fiu":
@@ -124,18 +117,20 @@ class CodingReport:
 class LMCodecStreamCompressor:
     """`header() -> bytes`, then `push(samples) -> list[bytes]` of finished packets, and `flush()` at the end."""
 
-    def __init__(self, model, sampling_rate: int = 16000, num_coarse_quantizers: int | None = None,
+    def __init__(self, codec, sampling_rate: int | None = None, num_coarse_quantizers: int | None = None,
                  entropy_coding: bool = True, packet_frames: int | None = None, sync_frames: int | None = None,
                  num_samples: int | None = None, format_version: int = FORMAT_VERSION):
-        """`format_version` 1 or 2 writes the float-LM streams of earlier releases, which decode only on the same
-        kind of machine (kept for compatibility tests); the default, version 3, decodes anywhere."""
-        config = model.config
-        self.model = model
-        self.num_coarse = model._check_num_coarse(num_coarse_quantizers or config.num_coarse_quantizers)
+        """`codec`: an `LMCodecModel` or a runtime backend. `sampling_rate`: the rate of the audio pushed (default:
+        the model's). `format_version` 1 or 2 writes the float-LM streams of earlier releases, which decode only on
+        the same kind of machine (kept for compatibility tests); the default, version 3, decodes anywhere."""
+        self.backend = as_backend(codec)
+        config = self.backend.settings
+        sampling_rate = sampling_rate or config.sampling_rate
+        self.num_coarse = config.check_num_coarse(num_coarse_quantizers or config.num_coarse_quantizers)
         self.packet_frames = packet_frames or config.packet_frames
         self.sync_frames = sync_frames or config.sync_frames
-        if self.sync_frames > config.entropy_lm_config.n_positions:
-            raise LMCodecError(f"sync_frames must be at most {config.entropy_lm_config.n_positions} for this model.")
+        if self.sync_frames > config.max_sync_frames:
+            raise LMCodecError(f"sync_frames must be at most {config.max_sync_frames} for this model.")
         self.header_info = StreamHeader(
             entropy_coded=entropy_coding,
             model_sampling_rate=config.sampling_rate,
@@ -147,12 +142,12 @@ class LMCodecStreamCompressor:
             codebook_size=config.codebook_size,
             sync_period_frames=self.sync_frames,
             packet_length_frames=self.packet_frames,
-            model_fingerprint=model_fingerprint(model, format_version, entropy_coding),
+            model_fingerprint=model_fingerprint(self.backend, format_version, entropy_coding),
             format_version=format_version,
         )
         self._resampler = _resampler(sampling_rate, config.sampling_rate)
-        self._encoder = model.streaming_encoder(num_quantizers=self.num_coarse)
-        self._coder = entropy_coder_for(model, self.num_coarse, format_version) if entropy_coding else None
+        self._encoder = self.backend.sender(self.num_coarse)
+        self._coder = self.backend.entropy_coder(self.num_coarse, format_version) if entropy_coding else None
         self._pending = np.zeros((0, self.num_coarse), dtype=np.int64)
         self.report = CodingReport()
         self._header_sent = False
@@ -198,22 +193,23 @@ class LMCodecStreamCompressor:
         audio = _as_mono_float32(samples)
         if self._resampler is not None:
             audio = self._resampler.resample_chunk(audio)
-        with exact_coding(self.model):
+        with self.backend.coding_context():
             codes = self._encoder.push(audio)
-            self._pending = np.concatenate([self._pending, codes.numpy().T])
+            self._pending = np.concatenate([self._pending, codes.T])
             return self._drain(final=False)
 
     def push_codes(self, coarse_codes) -> list[bytes]:
         """Add already computed coarse codes `[Nc, f]` (instead of audio) and return the packets completed by them."""
         if self._finished:
             raise LMCodecError("this stream compressor was flushed; create a new one for the next stream.")
-        codes = np.asarray(coarse_codes.numpy() if torch.is_tensor(coarse_codes) else coarse_codes, dtype=np.int64)
+        codes = np.asarray(as_numpy(coarse_codes), dtype=np.int64)
         if codes.ndim != 2 or codes.shape[0] != self.num_coarse:
             raise LMCodecError(f"coarse codes must have shape [{self.num_coarse}, frames], got {codes.shape}.")
-        if codes.size and (codes.min() < 0 or codes.max() >= self.model.config.codebook_size):
-            raise LMCodecError(f"codes must lie in 0..{self.model.config.codebook_size - 1}.")
+        codebook_size = self.backend.settings.codebook_size
+        if codes.size and (codes.min() < 0 or codes.max() >= codebook_size):
+            raise LMCodecError(f"codes must lie in 0..{codebook_size - 1}.")
         self._pending = np.concatenate([self._pending, codes.T])
-        with exact_coding(self.model):
+        with self.backend.coding_context():
             return self._drain(final=False)
 
     def flush(self) -> list[bytes]:
@@ -221,13 +217,13 @@ class LMCodecStreamCompressor:
         if self._finished:
             raise LMCodecError("this stream compressor was already flushed.")
         self._finished = True
-        with exact_coding(self.model):
+        with self.backend.coding_context():
             pieces = []
             if self._resampler is not None:
                 tail = self._resampler.resample_chunk(np.zeros(0, dtype=np.float32), last=True)
                 pieces.append(self._encoder.push(tail))
             pieces.append(self._encoder.flush())
-            self._pending = np.concatenate([self._pending, *(codes.numpy().T for codes in pieces)])
+            self._pending = np.concatenate([self._pending, *(codes.T for codes in pieces)])
             return self._drain(final=True)
 
 
@@ -239,17 +235,23 @@ class LMCodecStreamDecompressor:
     dropped packet is survived too); `lost` lists the silenced frame ranges.
     """
 
-    def __init__(self, model, header: bytes, do_sample: bool | None = None, seed: int | None = None,
+    def __init__(self, codec, header: bytes, do_sample: bool | None = None, seed: int | None = None,
                  partial: bool = False, fine_decoding: str | None = None):
-        self.model = model
+        """`codec`: an `LMCodecModel` or a runtime backend; `fine_decoding` as in `fine_decoding.py` (default: the
+        checkpoint's; `do_sample` is its deprecated alias)."""
+        self.backend = as_backend(codec)
         self.header_info, consumed = StreamHeader.from_bytes(header)
         self._check_compatible(self.header_info)
         self._leftover = bytes(header[consumed:])
         info = self.header_info
         self.num_coarse = info.num_coarse_quantizers
         self._reader = PacketReader()
-        self._coder = entropy_coder_for(model, self.num_coarse, info.format_version) if info.entropy_coded else None
-        self.fine_decoding = resolve_fine_decoding(model.config, do_sample, fine_decoding)
+        self._coder = (self.backend.entropy_coder(self.num_coarse, info.format_version) if info.entropy_coded
+                       else None)
+        try:
+            self.fine_decoding = resolve_fine_decoding(self.backend.settings.fine_decoding, fine_decoding, do_sample)
+        except ValueError as error:
+            raise LMCodecError(str(error)) from None
         self._seed = 0 if seed is None else seed  # sampled decoding is reproducible by default
         self._restart_receiver()
         self.partial = partial
@@ -263,13 +265,11 @@ class LMCodecStreamDecompressor:
     def _restart_receiver(self, start_frame: int = 0) -> None:
         """Fresh fine-LM context and decoder state at sync point `start_frame` (at the start, and when decoding
         resumes after damage; sampled fine codes then continue exactly as an undamaged decode would)."""
-        self._fine = None if self.fine_decoding == "coarse-only" else self.model.fine_code_generator(
-            self.num_coarse, self.header_info.sync_period_frames, do_sample=self.fine_decoding == "sample",
-            seed=self._seed, start_frame=start_frame, expected=self.fine_decoding == "expected")
-        self._decoder = self.model.streaming_decoder()
+        self._receiver = self.backend.receiver(self.num_coarse, self.header_info.sync_period_frames,
+                                               self.fine_decoding, self._seed, start_frame)
 
     def _check_compatible(self, info: StreamHeader) -> None:
-        config = self.model.config
+        config = self.backend.settings
         if (info.num_quantizers, info.codebook_size, info.model_sampling_rate, info.hop_length) != (
             config.num_quantizers, config.codebook_size, config.sampling_rate, config.hop_length
         ):
@@ -278,15 +278,15 @@ class LMCodecStreamDecompressor:
                 f"{info.model_sampling_rate} Hz, but this model has {config.num_quantizers} × {config.codebook_size} "
                 f"at {config.sampling_rate} Hz; decode with the model that encoded it."
             )
-        if info.entropy_model == "integer" and self.model.integer_entropy_lm is None:
+        if info.entropy_model == "integer" and not self.backend.has_integer_entropy_model:
             raise LMCodecError(f"stream is entropy-coded with an integer entropy model, but {NO_INTEGER_MODEL_HINT}; "
                                "decode it with the checkpoint that encoded it.")
-        if info.model_fingerprint != model_fingerprint(self.model, info.format_version, info.entropy_coded):
+        if info.model_fingerprint != model_fingerprint(self.backend, info.format_version, info.entropy_coded):
             raise LMCodecError(
                 "stream was made by a different model (fingerprint mismatch); decode it with the checkpoint that "
                 "encoded it (lmcodec decode --model DIR)."
             )
-        self.model._check_num_coarse(info.num_coarse_quantizers)
+        config.check_num_coarse(info.num_coarse_quantizers)
 
     def _decode_codes(self, packet: Packet, frames: int, segment_start: bool) -> np.ndarray:
         """One packet's payload → its coarse codes `[frames, Nc]`, verified against the packet's CRC."""
@@ -300,17 +300,12 @@ class LMCodecStreamDecompressor:
         return codes
 
     def _synthesize(self, codes: np.ndarray) -> np.ndarray:
-        """Coarse codes `[f, Nc]` → fine levels by the fine LM (unless coarse-only) → samples `[f * hop_length]`."""
-        coarse = torch.from_numpy(codes.T.copy()).unsqueeze(0)
-        if self._fine is None:
-            return self._decoder.push(coarse[0]).numpy()
-        if self.fine_decoding == "expected":  # expected codebook vectors: a latent, not codes
-            return self._decoder.push_latent(self._fine.push_latent(coarse)[1][0]).numpy()
-        return self._decoder.push(self._fine.push(coarse)[0]).numpy()
+        """Coarse codes `[f, Nc]` → fine levels (unless coarse-only) → samples `[f * hop_length]`."""
+        return self._receiver.push(np.ascontiguousarray(codes.T))
 
     def _flush_decoder(self) -> np.ndarray:
         """The samples the decoder still holds back (its output delay; none for the default decoder)."""
-        return self._decoder.flush().cpu().numpy()
+        return self._receiver.flush()
 
     def _silence(self, frames: int, reason: str) -> np.ndarray:
         """`frames` frames of silence, after whatever the decoder still held of the audio before them."""
@@ -323,7 +318,7 @@ class LMCodecStreamDecompressor:
         else:
             self.lost.append((self.frames_done, frames, reason))
         self.frames_done += frames
-        return np.concatenate([held, np.zeros(frames * self.model.config.hop_length, dtype=np.float32)])
+        return np.concatenate([held, np.zeros(frames * self.backend.settings.hop_length, dtype=np.float32)])
 
     def decode_packet(self, packet: Packet, true_first_frame: int | None = None) -> np.ndarray:
         """Decode one packet into samples (before trimming to the stream length). `true_first_frame`, when the
@@ -380,7 +375,7 @@ class LMCodecStreamDecompressor:
                 raise
             self._reader_failed, packets = True, []
         outputs = []
-        with exact_coding(self.model):
+        with self.backend.coding_context():
             for packet in packets:
                 outputs.append(self._trim(self.decode_packet(packet)))
         return np.concatenate(outputs) if outputs else np.zeros(0, dtype=np.float32)
@@ -405,56 +400,62 @@ class LMCodecStreamDecompressor:
 
     def describe_losses(self) -> str:
         """One line saying what was lost, in seconds and frames (empty when nothing was)."""
-        rate = self.model.config.frame_rate
+        rate = self.backend.settings.frame_rate
         parts = [f"{first / rate:.2f}-{(first + count) / rate:.2f} s ({reason})" for first, count, reason in self.lost]
         total = sum(count for _, count, _ in self.lost) / rate
         return f"lost {total:.2f} s of audio: " + "; ".join(parts) if parts else ""
 
 
-def compress(model, audio, sampling_rate: int = 16000, num_coarse_quantizers: int | None = None,
+def compress(codec, audio, sampling_rate: int | None = None, num_coarse_quantizers: int | None = None,
              entropy_coding: bool = True, packet_frames: int | None = None,
              format_version: int = FORMAT_VERSION) -> tuple[bytes, CodingReport]:
     """Whole audio → stream bytes and their accounting (the stream compressor fed everything at once)."""
+    backend = as_backend(codec)
     audio = _as_mono_float32(audio)
     if audio.size == 0:
         raise LMCodecError("audio is empty (zero samples); pass at least one sample.")
-    num_samples = round(len(audio) * model.config.sampling_rate / sampling_rate)
-    compressor = LMCodecStreamCompressor(model, sampling_rate, num_coarse_quantizers, entropy_coding,
+    sampling_rate = sampling_rate or backend.settings.sampling_rate
+    num_samples = round(len(audio) * backend.settings.sampling_rate / sampling_rate)
+    compressor = LMCodecStreamCompressor(backend, sampling_rate, num_coarse_quantizers, entropy_coding,
                                          packet_frames, num_samples=num_samples, format_version=format_version)
     parts = [compressor.header(), *compressor.push(audio), *compressor.flush()]
     return b"".join(parts), compressor.report
 
 
-def compress_codes(model, coarse_codes, num_samples: int | None = None, entropy_coding: bool = True,
+def compress_codes(codec, coarse_codes, num_samples: int | None = None, entropy_coding: bool = True,
                    packet_frames: int | None = None, format_version: int = FORMAT_VERSION,
                    return_report: bool = False):
-    """Coarse codes `[Nc, F]` (e.g. from `model.encode`) → stream bytes (and the `CodingReport` when
-    `return_report`), without running the codec's encoder. `num_samples` (the audio length the header announces)
-    defaults to F whole frames."""
-    codes = np.asarray(coarse_codes.numpy() if torch.is_tensor(coarse_codes) else coarse_codes)
+    """Coarse codes → stream bytes (and the `CodingReport` when `return_report`), without running the codec's
+    encoder. `coarse_codes`: `[Nc, F]`, or `model.encode(...).audio_codes[:, :Nc]` as it comes (`[1, Nc, F]`).
+    `num_samples` (the audio length the header announces) defaults to F whole frames."""
+    backend = as_backend(codec)
+    codes = np.asarray(as_numpy(coarse_codes))
+    if codes.ndim == 3 and codes.shape[0] == 1:
+        codes = codes[0]
     if codes.ndim != 2:
-        raise LMCodecError(f"coarse codes must have shape [Nc, frames], got {codes.shape}.")
-    hop = model.config.hop_length
+        raise LMCodecError(f"coarse codes must have shape [Nc, frames] (or [1, Nc, frames]), got {codes.shape}.")
+    hop = backend.settings.hop_length
     num_samples = codes.shape[1] * hop if num_samples is None else num_samples
-    if -(-num_samples // hop) != codes.shape[1]:
-        raise LMCodecError(f"{num_samples} samples make {-(-num_samples // hop)} frames, not {codes.shape[1]}.")
-    compressor = LMCodecStreamCompressor(model, model.config.sampling_rate, codes.shape[0], entropy_coding,
+    if num_frames(num_samples, hop) != codes.shape[1]:
+        raise LMCodecError(f"{num_samples} samples make {num_frames(num_samples, hop)} frames, not {codes.shape[1]}.")
+    compressor = LMCodecStreamCompressor(backend, backend.settings.sampling_rate, codes.shape[0], entropy_coding,
                                          packet_frames, num_samples=num_samples, format_version=format_version)
     data = b"".join([compressor.header(), *compressor.push_codes(codes), *compressor.flush()])
     return (data, compressor.report) if return_report else data
 
 
-def decompress_codes(model, data: bytes) -> np.ndarray:
+def decompress_codes(codec, data: bytes) -> np.ndarray:
     """Stream bytes → the coarse codes `[Nc, F]` they carry (each packet checked against its CRC; no audio made)."""
+    backend = as_backend(codec)
     data = bytes(data)
     header, offset = StreamHeader.from_bytes(data)
-    decompressor = LMCodecStreamDecompressor(model, data[:offset], fine_decoding="coarse-only")
+    decompressor = LMCodecStreamDecompressor(backend, data[:offset], fine_decoding="coarse-only")
     reader = PacketReader()
     packets = reader.feed(data[offset:])
     reader.close()
     header.check_packets(packets)
     codes, frames_done = [], 0
-    with exact_coding(model) if header.entropy_model == "float" else nullcontext():
+    with backend.coding_context() if header.entropy_model == "float" else nullcontext():
         for packet in packets:
             frames = header.frames_in(packet)
             codes.append(decompressor._decode_codes(packet, frames, frames_done % header.sync_period_frames == 0))
@@ -462,30 +463,17 @@ def decompress_codes(model, data: bytes) -> np.ndarray:
     return np.concatenate(codes).T if codes else np.zeros((header.num_coarse_quantizers, 0), dtype=np.int64)
 
 
-def resolve_fine_decoding(config, do_sample: bool | None, fine_decoding: str | None) -> str:
-    """The decoding to use: `fine_decoding` if given, else "sample" / "greedy" for `do_sample` True / False, else the
-    checkpoint's `config.fine_decoding`."""
-    from .configuration_lmcodec import FINE_DECODINGS
-
-    if fine_decoding is not None and do_sample is not None:
-        raise LMCodecError("pass either fine_decoding or do_sample, not both.")
-    if fine_decoding is not None and fine_decoding not in FINE_DECODINGS:
-        raise LMCodecError(f"fine_decoding must be one of {', '.join(FINE_DECODINGS)}, got {fine_decoding!r}.")
-    if do_sample is not None:
-        return "sample" if do_sample else "greedy"
-    return fine_decoding or config.fine_decoding
-
-
-def decompress(model, data: bytes, do_sample: bool | None = None, seed: int | None = None,
+def decompress(codec, data: bytes, do_sample: bool | None = None, seed: int | None = None,
                partial: bool = False, fine_decoding: str | None = None) -> tuple[np.ndarray, int, str]:
     """Whole stream bytes → (audio float32 `[T]`, model sampling rate, description of losses).
 
     `partial=True` decodes around damage (see `LMCodecStreamDecompressor`); otherwise any damage raises."""
+    backend = as_backend(codec)
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise LMCodecError(f"decompress takes the stream's bytes, got {type(data).__name__}.")
     data = bytes(data)
     header, offset = StreamHeader.from_bytes(data)
-    decompressor = LMCodecStreamDecompressor(model, data[:offset], do_sample=do_sample, seed=seed, partial=partial,
+    decompressor = LMCodecStreamDecompressor(backend, data[:offset], do_sample=do_sample, seed=seed, partial=partial,
                                              fine_decoding=fine_decoding)
     if not partial:
         audio = [decompressor.push(data[offset:]), decompressor.finish()]
@@ -494,7 +482,7 @@ def decompress(model, data: bytes, do_sample: bool | None = None, seed: int | No
     audio = np.concatenate(audio)
     if header.num_samples is not None:
         audio = np.concatenate([audio, np.zeros(max(header.num_samples - len(audio), 0), dtype=np.float32)])
-    return audio, model.config.sampling_rate, decompressor.describe_losses()
+    return audio, backend.settings.sampling_rate, decompressor.describe_losses()
 
 
 def _decode_whole_file_partially(decompressor: LMCodecStreamDecompressor, header: StreamHeader,
@@ -511,7 +499,7 @@ def _decode_whole_file_partially(decompressor: LMCodecStreamDecompressor, header
         from_end[position] = from_end[position + 1] + frames
     can_place = framing_complete and header.num_frames is not None
     outputs = []
-    with exact_coding(decompressor.model):
+    with decompressor.backend.coding_context():
         for position, packet in enumerate(packets):
             first_frame = header.num_frames - from_end[position] if can_place else None
             outputs.append(decompressor._trim(decompressor.decode_packet(packet, first_frame)))

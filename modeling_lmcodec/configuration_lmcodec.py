@@ -10,9 +10,8 @@ from huggingface_hub.dataclasses import strict
 from transformers import GPT2Config, PreTrainedConfig
 from transformers.configuration_utils import SubConfigSpec
 
-from .frames import ENCODER_BLOCK_FRAMES, frames_to_samples
-
-FINE_DECODINGS = ("sample", "greedy", "expected", "coarse-only")  # how a receiver fills in the levels not sent
+from .fine_decoding import DEFAULT_FINE_DECODING, FINE_DECODINGS
+from .frames import ENCODER_BLOCK_FRAMES, SAMPLING_RATE, frames_to_samples
 
 
 def small_gpt2_defaults(sync_frames: int) -> dict:
@@ -131,14 +130,13 @@ class LMCodecConfig(PreTrainedConfig):
             float entropy LM by `model.export_integer_entropy_model(codes)`). Entropy-coded streams (format version
             3) take their probabilities from it, so they decode bit-exactly on any machine; without it `compress`
             can only write raw codes.
-        fine_decoding (`str`, *optional*, defaults to `"sample"`):
-            How a receiver fills in the levels that were not sent, by default: `"sample"` (the fine LM, sampling with
-            temperature 1 and a fixed seed, so decoding is reproducible), `"greedy"` (the fine LM's most likely codes),
-            `"expected"` (each fine level contributes the probability-weighted mean of its codebook vectors, the
-            minimum-squared-error estimate, while the most likely code conditions the next level) or `"coarse-only"`
-            (no fine LM: the decoder gets the sent levels alone). It never changes the bits. Sampling
-            measured better than greedy decoding on every metric; a checkpoint whose fine LM does not help yet sets
-            `"coarse-only"` (see its model card).
+        fine_decoding (`str`, *optional*, defaults to `"coarse-only"`):
+            How a receiver fills in the levels that were not sent, by default (see `fine_decoding.py`):
+            `"coarse-only"` (no fine LM: the decoder gets the sent levels alone), `"expected"` (each fine level
+            contributes the probability-weighted mean of its codebook vectors while the most likely code conditions
+            the next level), `"greedy"` (the fine LM's most likely codes) or `"sample"` (codes drawn from the fine LM
+            with a fixed seed, so decoding is reproducible). It never changes the bits. The default is what the
+            bundled checkpoint measured best (its model card has the comparison).
         fine_lm_config (`GPT2Config` or `dict`, *optional*):
             Backbone of the fine LM, which generates levels `num_coarse_quantizers..num_quantizers-1`; defaults to a
             small GPT-2 (see `small_gpt2_defaults`); a partial dict overrides those defaults.
@@ -163,7 +161,7 @@ class LMCodecConfig(PreTrainedConfig):
         "entropy_lm_config": SubConfigSpec(config_class=GPT2Config),
     }
 
-    sampling_rate: int = 16000
+    sampling_rate: int = SAMPLING_RATE
     stft_window_length: int = 320
     stft_hop_length: int = 160
     frame_downsampling: int = 2
@@ -199,7 +197,7 @@ class LMCodecConfig(PreTrainedConfig):
     packet_frames: int = 50
     entropy_lm_depth: bool = True
     integer_entropy_model: bool = False
-    fine_decoding: str = "sample"
+    fine_decoding: str = DEFAULT_FINE_DECODING
     fine_lm_config: dict | PreTrainedConfig | None = None
     entropy_lm_config: dict | PreTrainedConfig | None = None
 

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import math
 
+# The codec's sampling rate in Hz: every checkpoint codes 16 kHz mono; other rates are resampled on the way in and out.
+SAMPLING_RATE = 16000
+
 # Code frames the encoder processes per step. Offline `encode` and the streaming encoder both run this same block
 # loop, so their float arithmetic, and therefore their codes, are identical whatever the caller's chunk sizes.
 # Two frames (40 ms) halve the per-step cost of reading the weights against one frame, and set the worst-case

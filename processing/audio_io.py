@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -11,8 +10,9 @@ import soundfile as sf
 import soxr
 
 from lmcodec.errors import LMCodecError
+from lmcodec.frames import SAMPLING_RATE
 
-MODEL_SAMPLING_RATE = 16000
+from .files import atomic_output
 
 
 def to_mono(audio: np.ndarray) -> np.ndarray:
@@ -21,7 +21,7 @@ def to_mono(audio: np.ndarray) -> np.ndarray:
     return audio.mean(axis=1) if audio.ndim == 2 else audio
 
 
-def resample(audio: np.ndarray, orig_sr: int, target_sr: int = MODEL_SAMPLING_RATE) -> np.ndarray:
+def resample(audio: np.ndarray, orig_sr: int, target_sr: int = SAMPLING_RATE) -> np.ndarray:
     """Resample mono float audio `[T]` with soxr (high quality); returns float32 `[T * target_sr / orig_sr]`."""
     if orig_sr <= 0:
         raise LMCodecError(f"invalid sampling rate {orig_sr} Hz: it must be a positive number of samples per second.")
@@ -48,7 +48,7 @@ def read_audio(path: str | os.PathLike) -> tuple[np.ndarray, int]:
     return audio, int(sampling_rate)
 
 
-def load_audio(path: str | os.PathLike, sampling_rate: int = MODEL_SAMPLING_RATE) -> tuple[np.ndarray, int]:
+def load_audio(path: str | os.PathLike, sampling_rate: int = SAMPLING_RATE) -> tuple[np.ndarray, int]:
     """Read an audio file, mix it to mono and resample it → (float32 `[T]`, `sampling_rate`).
 
     Any channel count and rate soundfile reads are accepted; empty files raise `LMCodecError`.
@@ -60,27 +60,15 @@ def load_audio(path: str | os.PathLike, sampling_rate: int = MODEL_SAMPLING_RATE
 
 
 def write_audio(path: str | os.PathLike, audio: np.ndarray, sampling_rate: int, subtype: str | None = None) -> None:
-    """Write mono float audio `[T]` (clipped to [-1, 1]) to `path` atomically: a temporary file, then a rename."""
+    """Write mono float audio `[T]` (clipped to [-1, 1]) to `path` whole or not at all (`files.atomic_output`)."""
     path = Path(path)
-    directory = path.parent if str(path.parent) else Path(".")
-    if not directory.is_dir():
-        raise LMCodecError(f"cannot write {path}: folder {directory} does not exist (create it first).")
     file_format = _format_for(path)
     audio = np.clip(np.asarray(audio, dtype=np.float32), -1.0, 1.0)
-    suffix = path.suffix or ".wav"
-    try:
-        handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=directory)
-    except OSError as error:
-        raise LMCodecError(f"cannot write {path}: {error.strerror} (choose a writable location).") from None
-    os.close(handle)
-    try:
-        sf.write(temporary, audio, sampling_rate, subtype=subtype, format=file_format)
-        os.replace(temporary, path)
-    except BaseException as error:
-        Path(temporary).unlink(missing_ok=True)
-        if isinstance(error, (sf.LibsndfileError, RuntimeError, ValueError, TypeError)):
+    with atomic_output(path, example="out.wav") as temporary:
+        try:
+            sf.write(str(temporary), audio, sampling_rate, subtype=subtype, format=file_format)
+        except (sf.LibsndfileError, RuntimeError, ValueError, TypeError) as error:
             raise LMCodecError(f"cannot write {path} ({str(error).splitlines()[0]}); use a .wav or .flac name.") from None
-        raise
 
 
 def _format_for(path: Path) -> str:

@@ -30,7 +30,7 @@ from lmcodec.bitstream import (
     decode_varint,
     encode_packet,
     encode_varint,
-    model_fingerprint,
+    fingerprint as model_fingerprint,
     pack_codes,
     packed_size,
     packet_overhead,

@@ -49,8 +49,9 @@ def test_encode_info_decode(tmp_path, stereo_file, checkpoint, capsys):
         path = tmp_path / f"{decoding}.wav"
         assert main(["decode", str(stream), str(path), "--model", checkpoint, "--fine-decoding", decoding]) == 0
         decoded[decoding] = sf.read(path)[0]
-    assert np.array_equal(decoded["sample"], sf.read(out)[0])
+    assert np.array_equal(decoded["coarse-only"], sf.read(out)[0])
     assert not np.array_equal(decoded["greedy"], decoded["coarse-only"])
+    assert not np.array_equal(decoded["sample"], decoded["greedy"])
 
 
 def test_roundtrip_prints_rate_and_speed(tmp_path, stereo_file, checkpoint, capsys):
@@ -92,6 +93,11 @@ def test_bad_inputs_are_one_line_errors(tmp_path, stereo_file, checkpoint, capsy
                  "does not exist")
     expect_error(capsys, ["encode", str(stereo_file), str(out), *model, "--coarse", "1"], "not an operating point")
     expect_error(capsys, ["encode", str(stereo_file), str(out), "--model", str(tmp_path)], "not an LMCodec checkpoint")
+    expect_error(capsys, ["encode", str(stereo_file), str(out), "--model", "./nope"], "no such checkpoint folder: ./nope")
+    expect_error(capsys, ["encode", str(stereo_file), str(out), "--model", str(tmp_path / "a" / "b")],
+                 "no such checkpoint folder")
+    expect_error(capsys, ["encode", str(stereo_file), str(tmp_path), *model],
+                 f"it is a directory; give a file name such as {tmp_path / 'speech.lmc'}")
     # A Hub repo id goes through from_pretrained; offline and not cached, it fails at once with one line.
     expect_error(capsys, ["encode", str(stereo_file), str(out), "--model", "nobody/no-such-lmcodec"],
                  "cannot load model nobody/no-such-lmcodec", out)
@@ -114,7 +120,8 @@ def test_bad_streams_are_one_line_errors(tmp_path, stereo_file, checkpoint, caps
         (tmp_path / name).write_bytes(content)
         expect_error(capsys, ["decode", str(tmp_path / name), str(out), *model], message, out)
     expect_error(capsys, ["decode", str(stream), str(out)], "decode with the model that encoded it", out)
-    expect_error(capsys, ["decode", str(stream), str(tmp_path), *model], "")
+    expect_error(capsys, ["decode", str(stream), str(tmp_path), *model],
+                 f"it is a directory; give a file name such as {tmp_path / 'out.wav'}")
 
 
 def test_partial_decode_warns_about_losses(tmp_path, stereo_file, checkpoint, capsys):
@@ -126,3 +133,47 @@ def test_partial_decode_warns_about_losses(tmp_path, stereo_file, checkpoint, ca
     out = tmp_path / "out.wav"
     assert main(["decode", str(stream), str(out), "--model", checkpoint, "--partial"]) == 0
     assert "lost" in capsys.readouterr().err and out.exists()
+
+
+def test_version():
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0
+
+
+def test_version_is_printed(capsys):
+    with pytest.raises(SystemExit):
+        main(["--version"])
+    assert capsys.readouterr().out.strip() == f"lmcodec {lmcodec.__version__}"
+
+
+def test_outputs_get_the_mode_the_umask_gives(tmp_path, stereo_file, checkpoint, capsys):
+    import os
+    import stat
+
+    previous = os.umask(0o022)
+    try:
+        stream, decoded = tmp_path / "s.lmc", tmp_path / "d.wav"
+        assert main(["encode", str(stereo_file), str(stream), "--model", checkpoint]) == 0
+        assert main(["decode", str(stream), str(decoded), "--model", checkpoint]) == 0
+        os.umask(0o027)
+        private = tmp_path / "p.wav"
+        assert main(["decode", str(stream), str(private), "--model", checkpoint]) == 0
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE(stream.stat().st_mode) == 0o644 and stat.S_IMODE(decoded.stat().st_mode) == 0o644
+    assert stat.S_IMODE(private.stat().st_mode) == 0o640
+
+
+def test_progress_bar_ends_at_its_total_without_warnings(capsys):
+    import warnings
+
+    from lmcodec.console import Progress
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # tqdm's "clamping frac to range [0, 1]" would raise here
+        with Progress(7.3, "decoding") as bar:
+            for _ in range(8):
+                bar.advance(1.0)  # one second per step overshoots the 7.3 s total on the last step
+        assert bar._bar.n == pytest.approx(7.3)
+    assert "100%" in capsys.readouterr().err

@@ -36,16 +36,17 @@ def test_coarse_codes_survive_the_round_trip_exactly(tiny_model, entropy_coding,
     assert np.abs(decoded).max() <= 1.0
 
     # The receiver's coarse codes are the sender's: decoding them directly gives the same audio, for every way of
-    # filling in the levels that were not sent (the default, config.fine_decoding, samples with seed 0).
+    # filling in the levels that were not sent (the default, config.fine_decoding, is coarse-only; sampling uses
+    # seed 0).
     coarse = coarse_codes_of(tiny_model, audio, levels).unsqueeze(0)
     sync = header.sync_period_frames
     direct = {"sample": tiny_model.generate_fine_codes(coarse, sync_frames=sync, do_sample=True, seed=0),
               "greedy": tiny_model.generate_fine_codes(coarse, sync_frames=sync),
               "coarse-only": coarse}
-    assert tiny_model.config.fine_decoding == "sample"
+    assert tiny_model.config.fine_decoding == "coarse-only"
     for decoding, codes in direct.items():
         expected = tiny_model.decode(codes).audio_values[0, 0, : len(audio)].numpy()
-        got = decoded if decoding == "sample" else tiny_model.decompress(data, fine_decoding=decoding)[0]
+        got = decoded if decoding == "coarse-only" else tiny_model.decompress(data, fine_decoding=decoding)[0]
         np.testing.assert_allclose(got, expected, atol=1e-5, err_msg=decoding)
 
 

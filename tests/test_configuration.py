@@ -68,8 +68,8 @@ def test_auto_config_knows_the_model_type():
 
 
 def test_fine_decoding_is_checked():
-    assert lmcodec.LMCodecConfig().fine_decoding == "sample"
-    assert lmcodec.LMCodecConfig(fine_decoding="coarse-only").fine_decoding == "coarse-only"
+    assert lmcodec.LMCodecConfig().fine_decoding == "coarse-only"
+    assert lmcodec.LMCodecConfig(fine_decoding="sample").fine_decoding == "sample"
     with raises_config_error(
             "LMCodecConfig.fine_decoding must be one of sample, greedy, expected, coarse-only, got 'beam'."):
         lmcodec.LMCodecConfig(fine_decoding="beam")

@@ -51,7 +51,7 @@ def audio_folder(tmp_path: Path) -> Path:
 def test_crops_are_16k_mono_whole_frames_and_padded_when_short(audio_folder: Path):
     dataset = data.load_audio_dataset(str(audio_folder))
     assert len(dataset) == 3 and sorted(Path(p).name for p in dataset["path"]) == ["a.wav", "b.flac", "short.wav"]
-    crops = data.CodecCropDataset(dataset, crop_samples=data.crop_samples_for(0.5), seed=0)
+    crops = data.CodecCropDataset(dataset, crop_samples=data.crop_samples_for(0.5, 320), seed=0)
     for index in range(len(dataset)):
         example = crops[(0, index)]
         assert example["input_values"].shape == (1, 8000) and example["input_values"].dtype == torch.float32
@@ -60,7 +60,7 @@ def test_crops_are_16k_mono_whole_frames_and_padded_when_short(audio_folder: Pat
         assert real == (3200 if name == "short.wav" else 8000)
         assert torch.all(example["input_values"][0, real:] == 0)
         assert example["input_values"].abs().max() <= 0.99 + 1e-6
-    assert data.crop_samples_for(0.51) % 320 == 0
+    assert data.crop_samples_for(0.51, 320) % 320 == 0
 
 
 def test_resampling_keeps_the_pitch():
@@ -227,11 +227,11 @@ def test_dev_split_excludes_files_from_training_and_spreads_eval_items(tmp_path:
     data_args = DataArguments(train_dataset=str(root), eval_dataset=dev, max_eval_items=2, eval_spread=True,
                               max_eval_seconds=0.5)
     training_args = CodecTrainingArguments(per_device_batch_size=2)
-    loader, eval_items = build_data(data_args, training_args, rank=0, world_size=1)
+    loader, eval_items = build_data(data_args, training_args, rank=0, world_size=1, hop_length=320)
     assert len(loader.dataset) == 3 and len(eval_items) == 2  # only S2 trains; one item of S1 and one of S3
     first, last = (data.decode_audio({"path": str(root / s / f"{s}-0.WAV")}, max_seconds=0.5) for s in ("S1", "S3"))
     assert np.array_equal(eval_items[0], first) and np.array_equal(eval_items[1], last)
     assert data.spread_selection(dataset, 4) == [0, 2, 3, 6]  # folders S1 (2 items), S2, S3 (one each)
     data_args.exclude_eval_from_train = False
-    loader, _ = build_data(data_args, training_args, rank=0, world_size=1)
+    loader, _ = build_data(data_args, training_args, rank=0, world_size=1, hop_length=320)
     assert len(loader.dataset) == 9

@@ -295,3 +295,16 @@ def test_quantizer_dropout_favours_the_operating_points_as_configured(operating_
     for point in config.operating_points:  # the operating points share their draws evenly
         share = (levels == point).float().mean().item()
         assert abs(share - expected / len(config.operating_points)) < 0.015
+
+
+def test_a_saved_checkpoint_gets_the_mode_the_umask_gives(tiny_model, tmp_path):
+    import os
+    import stat
+
+    previous = os.umask(0o022)
+    try:
+        lmcodec.save_checkpoint(tiny_model, tmp_path)
+    finally:
+        os.umask(previous)
+    modes = {path.name: stat.S_IMODE(path.stat().st_mode) for path in tmp_path.iterdir() if path.is_file()}
+    assert modes["model.safetensors"] == 0o644 and set(modes.values()) == {0o644}, modes

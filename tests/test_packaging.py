@@ -15,9 +15,9 @@ import pytest
 
 from tests.conftest import REPO
 
-SUBPACKAGES = ["lmcodec", "lmcodec.processing", "lmcodec.training", "lmcodec.training.metrics", "lmcodec.hub_cards",
-               "lmcodec.cli"]
-SOURCES = ["pyproject.toml", "README.md", "modeling_lmcodec", "processing", "training", "hub_cards"]
+SUBPACKAGES = ["lmcodec", "lmcodec.processing", "lmcodec.runtime", "lmcodec.training", "lmcodec.training.metrics",
+               "lmcodec.hub_cards", "lmcodec.cli"]
+SOURCES = ["pyproject.toml", "README.md", "modeling_lmcodec", "processing", "runtime", "training", "hub_cards"]
 # What setuptools prints when the project's configuration is out of date or incomplete.
 CONFIGURATION_WARNINGS = ["BuildBackendWarning", "SetuptoolsDeprecationWarning", "Package would be ignored",
                           "is absent from the `packages` configuration", "`project.license` as a TOML table"]

@@ -38,7 +38,7 @@ def assemble_checkpoint(codec: str | Path, fine_lm: str | Path, entropy_lm: str 
     """The codec checkpoint's model with `fine_lm`'s fine LM and `entropy_lm`'s entropy LM and its integer entropy
     model, when it has one (weights and configs)."""
     from lmcodec import LMCodecConfig, LMCodecModel
-    from lmcodec.hub_cards.model_card import load_model
+    from lmcodec.loading import load_model
 
     base = load_model(codec)
     sources = {"fine_lm": Path(fine_lm), "entropy_lm": Path(entropy_lm)}

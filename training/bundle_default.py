@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from lmcodec.configuration_lmcodec import FINE_DECODINGS
+from lmcodec.fine_decoding import FINE_DECODINGS
 from lmcodec.errors import LMCodecError
 
 SIZE_BUDGET_BYTES = 40 * 1024 * 1024
@@ -47,7 +47,8 @@ def bundle_default_checkpoint(source: str | Path, destination: str | Path = SOUR
     """Copy the checkpoint folder `source` to `destination` in the bundled form described above; returns it.
     `fine_decoding` sets the config's default decoding of the levels not sent (the one measured best)."""
     from lmcodec import save_checkpoint
-    from lmcodec.hub_cards.model_card import build_model_card, load_model, load_results, read_json
+    from lmcodec.hub_cards.model_card import build_model_card, load_results, read_json
+    from lmcodec.loading import load_model
 
     destination = Path(destination)
     model = load_model(source)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from lmcodec.errors import LMCodecError
 
-from .evaluation import METRICS
+from .metrics import SCORES as METRICS
 from .report import (LABELS, MIN_SIGNIFICANT_PAIRS, SIGNIFICANCE_RULE, check_results, kbps_cell, paired_cell,
                      paired_difference)
 
@@ -152,7 +152,7 @@ def markdown(comparison: dict, new_path: str, old_path: str) -> str:
 
 def run(args) -> int:
     """`lmcodec compare`: print the table, and write it to --out when given."""
-    from lmcodec.cli import write_bytes_atomically
+    from lmcodec.processing.files import write_bytes_atomically
 
     new, old = load_results(args.new), load_results(args.old)
     kinds = None if args.systems == "all" else COMPARED_KINDS
@@ -178,7 +178,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """`python -m lmcodec.training.compare NEW OLD`: the same as `lmcodec compare NEW OLD`."""
-    from lmcodec.cli import run_subcommand_module
+    from lmcodec.console import run_subcommand_module
 
     return run_subcommand_module(add_arguments, "lmcodec compare", __doc__.splitlines()[0], argv)
 

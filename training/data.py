@@ -34,8 +34,8 @@ import torch
 
 logger = logging.getLogger(__name__)
 
-SAMPLING_RATE = 16000
-HOP_LENGTH = 320
+from lmcodec.frames import SAMPLING_RATE
+
 AUDIO_EXTENSIONS = (".flac", ".wav", ".ogg", ".mp3", ".aiff", ".aif", ".opus")
 # The training folders of the base speech collection (data/speech, training/data_sources.md); librispeech-test-other
 # is held out for evaluation.
@@ -325,8 +325,8 @@ def example_rng(seed: int, epoch: int, index: int, rank: int = 0) -> np.random.G
     return np.random.default_rng(np.random.SeedSequence([seed, epoch, index, rank]))
 
 
-def crop_samples_for(seconds: float, hop_length: int = HOP_LENGTH, sampling_rate: int = SAMPLING_RATE) -> int:
-    """`seconds` of audio rounded to a whole number of code frames (at least one)."""
+def crop_samples_for(seconds: float, hop_length: int, sampling_rate: int = SAMPLING_RATE) -> int:
+    """`seconds` of audio rounded to a whole number of code frames of `hop_length` samples (at least one)."""
     return max(1, int(round(seconds * sampling_rate / hop_length))) * hop_length
 
 
@@ -351,8 +351,6 @@ class CodecCropDataset(torch.utils.data.Dataset):
 
     def __init__(self, dataset, crop_samples: int, seed: int = 0, audio_column: str = "audio",
                  augmentation: AugmentationConfig | None = None):
-        if crop_samples % HOP_LENGTH:
-            raise ValueError(f"crop_samples must be a multiple of {HOP_LENGTH}, got {crop_samples}.")
         self.dataset = dataset.select_columns([audio_column])
         self.crop_samples = crop_samples
         self.seed = seed

@@ -46,6 +46,7 @@ import numpy as np
 
 from lmcodec.errors import LMCodecError
 
+from .metrics import SCORES
 from .reference_codecs import FAMILIES, SAMPLING_RATE, CodedAudio, ReferenceCodec, find_reference_codecs, fit_length
 
 SYSTEM_GROUPS = ("lmcodec", "fine-decodings", "coarse-only", "all-levels", *FAMILIES)
@@ -55,15 +56,7 @@ DECODING_TEXT = {"sample": "fine codes sampled by the fine LM (temperature 1, se
                  "coarse-only": "no fine LM: the decoder gets the sent levels alone"}
 METRIC_MODULES = ("pesq", "stoi", "dnsmos", "mel_distance", "si_sdr")
 # (key in results.json, label, higher is better), in table order.
-METRICS = (
-    ("pesq", "PESQ-WB", True),
-    ("stoi", "STOI", True),
-    ("dnsmos_ovrl", "DNSMOS OVRL", True),
-    ("dnsmos_sig", "DNSMOS SIG", True),
-    ("dnsmos_bak", "DNSMOS BAK", True),
-    ("mel_distance", "mel distance", False),
-    ("si_sdr", "SI-SDR (dB)", True),
-)
+METRICS = SCORES  # (key in results.json, label, higher is better), in table order
 MIN_SECONDS = 0.25  # shorter utterances are skipped: PESQ and STOI cannot score them
 DEFAULT_LISTEN = 3
 
@@ -371,7 +364,7 @@ def save_listening_audio(out: Path, name: str, coded: dict[str, CodedAudio]) -> 
 
 
 def write_json(path: Path, data: dict) -> None:
-    from lmcodec.cli import write_bytes_atomically
+    from lmcodec.processing.files import write_bytes_atomically
 
     write_bytes_atomically(str(path), (json.dumps(data, indent=1, allow_nan=False) + "\n").encode())
 
@@ -407,10 +400,10 @@ def start_worker(model_path: str | None, groups: list[str], metrics: list[str], 
     """Initializer of a `--jobs` worker process: one thread budget, its own model, systems and scorers."""
     import torch
 
-    from lmcodec.cli import load_model
+    from lmcodec.loading import load_model
 
     torch.set_num_threads(threads)
-    model, _ = load_model(model_path)
+    model = load_model(model_path)
     _WORKER.update(systems=build_systems(model, groups)[0], scorers=load_scorers(metrics), out=Path(out))
 
 
@@ -473,12 +466,12 @@ def check_arguments(args) -> None:
 def run(args) -> int:
     import torch
 
-    from lmcodec.cli import load_model
+    from lmcodec.loading import describe_source, load_model
 
     check_arguments(args)
     torch.set_num_threads(args.threads)
     dataset = open_dataset(args.data, args.split, args.audio_column)
-    model, weights = load_model(args.model)
+    model, weights = load_model(args.model), describe_source(args.model)
     out = prepare_output(args.out)
     systems, missing = build_systems(model, args.systems)
     for line in missing:
@@ -566,7 +559,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """`python -m lmcodec.training.evaluation ...`: the same as `lmcodec evaluate ...`."""
-    from lmcodec.cli import run_subcommand_module
+    from lmcodec.console import run_subcommand_module
 
     return run_subcommand_module(add_arguments, "lmcodec evaluate", __doc__.splitlines()[0], argv)
 

@@ -65,8 +65,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--decoder-stft-layers", type=int, help="ConvNeXt blocks at the STFT rate (100 Hz) after growing")
     args = parser.parse_args(argv)
     from lmcodec import save_checkpoint
-    from lmcodec.cli import print_error
-    from lmcodec.hub_cards.model_card import load_model
+    from lmcodec.console import print_error
+    from lmcodec.loading import load_model
 
     try:
         if args.decoder_frame_layers is None and args.decoder_stft_layers is None:

@@ -26,7 +26,7 @@ import soundfile as sf
 
 from lmcodec.errors import LMCodecError
 from lmcodec.processing import resample
-from lmcodec.processing.audio_io import MODEL_SAMPLING_RATE as SAMPLING_RATE
+from lmcodec.frames import SAMPLING_RATE
 
 FAMILIES = ("codec2", "opus")
 CODEC2_RATE = 8000

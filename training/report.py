@@ -17,7 +17,9 @@ import numpy as np
 
 from lmcodec.errors import LMCodecError
 
-from .evaluation import METRICS, SAMPLING_RATE
+from lmcodec.frames import SAMPLING_RATE
+
+from .metrics import SCORES as METRICS
 
 PLOTS = "plots"
 TABLE_METRICS = ("pesq", "stoi", "dnsmos_ovrl", "mel_distance", "si_sdr")
@@ -440,7 +442,7 @@ def write_html(results: dict, out: Path, plots: list[Path]) -> Path:
 
 
 def write_text(path: Path, text: str) -> None:
-    from lmcodec.cli import write_bytes_atomically
+    from lmcodec.processing.files import write_bytes_atomically
 
     write_bytes_atomically(str(path), text.encode("utf-8"))
 

@@ -31,6 +31,7 @@ encoder and decoder are trained here; the fine and entropy LMs stay frozen (they
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import json
 import logging
 import math
@@ -43,6 +44,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
+from lmcodec.frames import SAMPLING_RATE
 
 logger = logging.getLogger("lmcodec.training.train_codec")
 
@@ -136,47 +139,6 @@ def learning_rate_at(step: int, peak: float, warmup_steps: int, max_steps: int, 
     return peak * (min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
-# ---------------------------------------------------------------------------------------------------- evaluation
-def _stoi_function():
-    try:
-        from pystoi import stoi
-    except ImportError:
-        return None
-    return stoi
-
-
-@torch.no_grad()
-def evaluate_codec(model, items: list[np.ndarray], num_quantizers: list[int]) -> dict[str, float]:
-    """Mean log-mel distance (the model's multi-scale log-mel L1) and, if pystoi is installed, STOI of the codec's
-    output against each utterance, for each number of levels. Uses the offline (whole-utterance) encoder path."""
-    stoi = _stoi_function()
-    was_training = model.training
-    model.eval()
-    hop = model.config.hop_length
-    results: dict[str, float] = {}
-    try:
-        for levels in num_quantizers:
-            mels, stois = [], []
-            for item in items:
-                length = item.shape[0]
-                padded = np.pad(item, (0, -length % hop))
-                samples = torch.from_numpy(padded).to(model.device, model.dtype).unsqueeze(0)
-                latent, _ = model.encoder(samples)
-                codes = model.quantizer.encode(latent, levels)
-                decoded = model.decode(codes).audio_values[0, 0, :length].float()
-                reference = samples[0, :length].float()
-                _, parts = model.reconstruction_loss(decoded.unsqueeze(0), reference.unsqueeze(0))
-                mels.append(float(parts["mel"]))
-                if stoi is not None:
-                    stois.append(float(stoi(reference.cpu().numpy(), decoded.cpu().numpy(), 16000, extended=False)))
-            results[f"mel_distance_q{levels}"] = float(np.mean(mels))
-            if stois:
-                results[f"stoi_q{levels}"] = float(np.mean(stois))
-    finally:
-        model.train(was_training)
-    return results
-
-
 # ---------------------------------------------------------------------------------------------------- checkpoints
 class TrainState:
     """Where training stands: optimizer steps done, and the data position (epoch, and the position inside it as
@@ -247,8 +209,8 @@ def save_training_checkpoint(accelerator, model, state: TrainState, output_dir: 
 
 
 # ---------------------------------------------------------------------------------------------------- data
-def build_data(data_args, training_args, rank: int, world_size: int):
-    """(train DataLoader, evaluation utterances) from the data arguments."""
+def build_data(data_args, training_args, rank: int, world_size: int, hop_length: int):
+    """(train DataLoader, evaluation utterances) from the data arguments; crops are whole frames of `hop_length`."""
     from lmcodec.training import data as data_lib
 
     if not data_args.train_dataset:
@@ -266,7 +228,7 @@ def build_data(data_args, training_args, rank: int, world_size: int):
         noise_prob=data_args.noise_prob, noise_snr_min=data_args.noise_snr_min, noise_snr_max=data_args.noise_snr_max,
     )
     loader = data_lib.build_dataloader(
-        dataset, data_lib.crop_samples_for(data_args.crop_seconds), training_args.per_device_batch_size, rank,
+        dataset, data_lib.crop_samples_for(data_args.crop_seconds, hop_length), training_args.per_device_batch_size, rank,
         world_size, training_args.seed, data_args.num_workers, data_args.audio_column, augmentation,
         data_args.shuffle_buffer_size,
     )
@@ -375,7 +337,7 @@ def main(argv: list[str] | None = None) -> int:
                             args.init_discriminator_from)
         discriminator_optimizer = torch.optim.AdamW(discriminator.parameters(), lr=args.discriminator_learning_rate,
                                                     betas=(0.5, 0.9))
-    loader, eval_items = build_data(data_args, args, rank, world_size)
+    loader, eval_items = build_data(data_args, args, rank, world_size, model.config.hop_length)
     # torch >= 2.10 renames DDP's broadcast_buffers (Accelerate still passes the old name); False is what we want.
     warnings.filterwarnings("ignore", message=".*broadcast_buffers.*deprecated", category=FutureWarning)
     if adversarial:
@@ -408,7 +370,7 @@ def main(argv: list[str] | None = None) -> int:
     if trackers:
         accelerator.init_trackers("codec", config=_hparams(model_args, data_args, args))
 
-    crop_seconds = loader.dataset.crop_samples / 16000
+    crop_seconds = loader.dataset.crop_samples / SAMPLING_RATE
     audio_per_step = crop_seconds * args.per_device_batch_size * args.gradient_accumulation_steps * world_size
     batches = batch_stream(loader, state)
     progress = tqdm(total=args.max_steps, initial=state.step, disable=not accelerator.is_local_main_process,
@@ -528,12 +490,13 @@ def _evaluate_and_log(accelerator, codec, items, levels, step, args=None, learni
     `output_dir/eval_log_file`), and let the other ranks wait."""
     if accelerator.is_main_process:
         start = time.perf_counter()
-        if args is not None and args.eval_quality:
-            from lmcodec.training.dev_eval import evaluate_dev
+        from lmcodec.training.dev_eval import evaluate_dev
 
-            metrics = evaluate_dev(codec, items, levels)
-        else:
-            metrics = evaluate_codec(codec, items, levels)
+        if args is not None and args.eval_quality:
+            names = ("stoi", "pesq", "mel")
+        else:  # the cheap scores: mel distance, and STOI where pystoi (the eval extra) is installed
+            names = ("mel", "stoi") if importlib.util.find_spec("pystoi") else ("mel",)
+        metrics = evaluate_dev(codec, items, levels, metrics=names)
         accelerator.log({f"eval/{k}": v for k, v in metrics.items()}, step=step)
         print(f"eval step {step}: " + ", ".join(f"{k}={v:.4f}" for k, v in metrics.items()), flush=True)
         if args is not None and args.eval_log_file:
@@ -548,7 +511,6 @@ __all__ = [
     "TrainState",
     "build_data",
     "build_model",
-    "evaluate_codec",
     "freeze_parts",
     "learning_rate_at",
     "list_checkpoints",

@@ -61,11 +61,11 @@ class LMTrainingArguments:
 # ---------------------------------------------------------------------------------------------------- codes
 def codec_fingerprint(model) -> str:
     """Hex id of what the codes depend on: the encoder's weights and the codebooks."""
-    from lmcodec.bitstream import model_fingerprint
+    from lmcodec.bitstream import fingerprint
 
     tensors = {f"encoder.{k}": v for k, v in model.encoder.state_dict().items()}
     tensors["quantizer.codebooks"] = model.quantizer.codebooks
-    return model_fingerprint(tensors, {"hop_length": model.config.hop_length}).hex()
+    return fingerprint(tensors, {"hop_length": model.config.hop_length}).hex()
 
 
 def tokenize(model, dataset, audio_column: str, cache_dir: str | Path, name: str, batch_size: int = 8):

@@ -18,6 +18,17 @@ from pathlib import Path
 
 METRICS = ("pesq", "stoi", "dnsmos", "mel_distance", "si_sdr", "bitrate")
 
+# The scores an evaluation reports, in table order: (key in results.json, label, higher is better).
+SCORES = (
+    ("pesq", "PESQ-WB", True),
+    ("stoi", "STOI", True),
+    ("dnsmos_ovrl", "DNSMOS OVRL", True),
+    ("dnsmos_sig", "DNSMOS SIG", True),
+    ("dnsmos_bak", "DNSMOS BAK", True),
+    ("mel_distance", "mel distance", False),
+    ("si_sdr", "SI-SDR (dB)", True),
+)
+
 _FOLDER = Path(__file__).resolve().parent
 
 
@@ -28,4 +39,4 @@ def metric_path(name: str) -> str:
     return str(_FOLDER / f"{name}.py")
 
 
-__all__ = ["METRICS", "metric_path"]
+__all__ = ["METRICS", "SCORES", "metric_path"]

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-SAMPLING_RATE = 16000
+from lmcodec.frames import SAMPLING_RATE  # noqa: E402 (the codec's rate; metric scripts load from the package)
 MAX_LAG = 2000  # samples: 125 ms at 16 kHz
 
 

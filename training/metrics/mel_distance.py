@@ -3,20 +3,11 @@
 import datasets
 import evaluate
 import numpy as np
-from transformers.audio_utils import mel_filter_bank
 
 from .alignment import MAX_LAG
 from .alignment import SAMPLING_RATE
 from .alignment import aligned_pairs
-
-# Analysis settings (16 kHz): 64 ms Hann window, 16 ms hop, 80 mel bands over 0-8 kHz.
-N_FFT = 1024
-WINDOW_LENGTH = 1024
-HOP_LENGTH = 256
-NUM_MELS = 80
-MIN_FREQUENCY = 0.0
-MAX_FREQUENCY = 8000.0
-FLOOR = 1e-5
+from .scoring import mel_distance
 
 _CITATION = """\
 @inproceedings{kumar2023dac,
@@ -64,44 +55,6 @@ Examples:
     >>> mel_distance.compute(predictions=[reference], references=[reference])["mel_distance"]
     0.0
 """
-
-_FILTERS = None
-
-
-def _filters() -> np.ndarray:
-    """The [N_FFT // 2 + 1, NUM_MELS] mel filter bank (built once)."""
-    global _FILTERS
-    if _FILTERS is None:
-        _FILTERS = mel_filter_bank(
-            num_frequency_bins=N_FFT // 2 + 1,
-            num_mel_filters=NUM_MELS,
-            min_frequency=MIN_FREQUENCY,
-            max_frequency=MAX_FREQUENCY,
-            sampling_rate=SAMPLING_RATE,
-            norm="slaney",
-            mel_scale="slaney",
-        )
-    return _FILTERS
-
-
-def log_mel(audio: np.ndarray) -> np.ndarray:
-    """log10 of the floored mel magnitude spectrogram of a 1-D 16 kHz signal: [frames, NUM_MELS]."""
-    audio = np.asarray(audio, dtype=np.float64)
-    pad = N_FFT // 2
-    mode = "reflect" if audio.size > pad else "constant"
-    padded = np.pad(audio, pad, mode=mode)
-    if padded.size < N_FFT:
-        padded = np.pad(padded, (0, N_FFT - padded.size))
-    frames = np.lib.stride_tricks.sliding_window_view(padded, N_FFT)[::HOP_LENGTH]
-    window = np.hanning(WINDOW_LENGTH + 1)[:-1]  # periodic Hann
-    magnitude = np.abs(np.fft.rfft(frames * window, n=N_FFT, axis=-1))
-    return np.log10(np.maximum(magnitude @ _filters(), FLOOR))
-
-
-def mel_distance(prediction: np.ndarray, reference: np.ndarray) -> float:
-    """Mean |log10 mel(prediction) - log10 mel(reference)| of two equal-length 1-D 16 kHz signals."""
-    return float(np.mean(np.abs(log_mel(prediction) - log_mel(reference))))
-
 
 @evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
 class MelDistance(evaluate.Metric):

@@ -9,6 +9,7 @@ import numpy as np
 from .alignment import MAX_LAG
 from .alignment import SAMPLING_RATE
 from .alignment import aligned_pairs
+from .scoring import pesq_wb
 
 _CITATION = """\
 @inproceedings{rix2001pesq,
@@ -91,15 +92,13 @@ class Pesq(evaluate.Metric):
 
     def _compute(self, predictions=None, references=None, sampling_rate=SAMPLING_RATE, max_lag=MAX_LAG,
                  on_error="raise"):
-        from pesq import pesq
-
         if on_error not in ("raise", "nan"):
             raise ValueError(f'on_error must be "raise" or "nan", got {on_error!r}')
         pairs = aligned_pairs(predictions, references, "pesq", sampling_rate, max_lag)
         scores = []
         for index, (prediction, reference, _) in enumerate(pairs):
             try:
-                score = float(pesq(SAMPLING_RATE, reference.astype(np.float32), prediction.astype(np.float32), "wb"))
+                score = pesq_wb(prediction, reference)
             except Exception as error:  # the pesq package raises its own error types (NoUtterancesError, ...)
                 if on_error == "raise":
                     raise ValueError(

@@ -7,6 +7,7 @@ import numpy as np
 from .alignment import MAX_LAG
 from .alignment import SAMPLING_RATE
 from .alignment import aligned_pairs
+from .scoring import stoi
 
 _CITATION = """\
 @article{taal2011stoi,
@@ -93,11 +94,8 @@ class Stoi(evaluate.Metric):
 
     def _compute(self, predictions=None, references=None, sampling_rate=SAMPLING_RATE, max_lag=MAX_LAG,
                  extended=False):
-        from pystoi import stoi
-
         pairs = aligned_pairs(predictions, references, "stoi", sampling_rate, max_lag)
-        scores = [float(stoi(reference, prediction, SAMPLING_RATE, extended=bool(extended)))
-                  for prediction, reference, _ in pairs]
+        scores = [stoi(prediction, reference, extended) for prediction, reference, _ in pairs]
         return {
             "stoi": float(np.mean(scores)),
             "stoi_per_item": scores,
