@@ -5,7 +5,10 @@ Each system runs in its own process with one torch thread; the script prints enc
 bundled default checkpoint (its configuration, e.g. the 40 ms synthesis window, sets the cost); EncodecModel uses its
 default 24 kHz configuration with random weights: the architecture's cost does not depend on the weights.
 
-    python benchmarks/bench_codec.py [--speech-dir ../shared/data/speech] [--seconds 30] [--repeats 3]
+    python benchmarks/bench_codec.py [--speech-dir DATA/speech] [--seconds 30] [--repeats 3]
+
+DATA is the data root described in training/data_sources.md (default: data/ in the repository); without its
+librispeech-test-other folder a synthetic stand-in is used and the output says so.
 """
 
 from __future__ import annotations
@@ -100,7 +103,9 @@ def measure(system: str, speech_dir: str | None, seconds: float, repeats: int) -
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--speech-dir", default=str(Path(__file__).resolve().parents[1].parent / "shared/data/speech"))
+    parser.add_argument("--speech-dir", default=str(Path(__file__).resolve().parents[1] / "data" / "speech"),
+                        help="the speech collection (default: data/speech in the repository; see "
+                             "training/data_sources.md)")
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--child", choices=["lmcodec", "encodec"], help=argparse.SUPPRESS)

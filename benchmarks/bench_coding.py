@@ -8,7 +8,9 @@ Prints, for one checkpoint (default: the bundled trained checkpoint, or --model 
   framing overhead;
 - total kbps against packet length (0.1, 0.5, 1 and 2 s).
 
-    python benchmarks/bench_coding.py [--model DIR] [--speech-dir ../shared/data/speech] [--long-minutes 10]
+    python benchmarks/bench_coding.py [--model DIR] [--speech-dir DATA/speech] [--long-minutes 10]
+
+DATA is the data root described in training/data_sources.md (default: data/ in the repository).
 """
 
 from __future__ import annotations
@@ -24,8 +26,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_codec import speech_clip  # noqa: E402
+from bench_codec import speech_clip  # a sibling: a script's own folder is on sys.path
 
 MEASURE = (
     "import resource, subprocess, sys, time\n"
@@ -47,7 +48,9 @@ def run_measured(command: list[str]) -> tuple[float, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", help="checkpoint folder (default: lmcodec.DEFAULT_CHECKPOINT)")
-    parser.add_argument("--speech-dir", default=str(Path(__file__).resolve().parents[1].parent / "shared/data/speech"))
+    parser.add_argument("--speech-dir", default=str(Path(__file__).resolve().parents[1] / "data" / "speech"),
+                        help="the speech collection (default: data/speech in the repository; see "
+                             "training/data_sources.md)")
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--long-minutes", type=float, default=10.0)
     parser.add_argument("--repeats", type=int, default=3, help="whole-process runs per format (median reported)")

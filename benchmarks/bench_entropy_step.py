@@ -1,12 +1,14 @@
 """The entropy model's cost per 20 ms frame, float LM (format 2) against integer model (format 3), in one process.
 
-    python benchmarks/bench_entropy_step.py [--model DIR] [--speech-dir ../shared/data/speech] [--seconds 30]
+    python benchmarks/bench_entropy_step.py [--model DIR] [--speech-dir DATA/speech] [--seconds 30]
+
+DATA is the data root described in training/data_sources.md (default: data/ in the repository).
 
 One torch thread. Codes of real speech (default 30 s of LibriSpeech test-other) at the checkpoint's operating point;
 for each model: the receiver's step for all coarse levels of a frame (model only, no range coder), the sender's
 cost per frame (the integer model computes a packet's tables at once), and whole in-process packet coding and
 decoding with constriction (`EntropyCoder` / `IntegerEntropyCoder`). Every job runs once per round, `--repeats`
-rounds, and the ratios are taken within each round, since this machine's speed drifts with other load.
+rounds, and the ratios are taken within each round, since a machine's speed drifts with other load.
 """
 
 from __future__ import annotations
@@ -19,8 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_codec import speech_clip  # noqa: E402
+from bench_codec import speech_clip  # a sibling: a script's own folder is on sys.path
 
 
 def best(function, repeats: int) -> float:
@@ -35,7 +36,9 @@ def best(function, repeats: int) -> float:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", help="checkpoint folder (default: lmcodec.DEFAULT_CHECKPOINT)")
-    parser.add_argument("--speech-dir", default=str(Path(__file__).resolve().parents[1].parent / "shared/data/speech"))
+    parser.add_argument("--speech-dir", default=str(Path(__file__).resolve().parents[1] / "data" / "speech"),
+                        help="the speech collection (default: data/speech in the repository; see "
+                             "training/data_sources.md)")
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--repeats", type=int, default=5, help="rounds (every job once per round)")
     args = parser.parse_args(argv)

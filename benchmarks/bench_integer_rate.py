@@ -1,7 +1,9 @@
 """What the integer entropy model costs in rate: the same codes coded by the float LM (format 2) and the integer model
 (format 3), every byte counted, on real speech.
 
-    python benchmarks/bench_integer_rate.py --speech-dir ../shared/data/speech [--model DIR] [--max-files N]
+    python benchmarks/bench_integer_rate.py [--speech-dir DATA/speech] [--model DIR] [--max-files N]
+
+DATA is the data root described in training/data_sources.md (default: data/ in the repository).
 
 For each file of librispeech-test-other and each operating point, the codec's coarse codes are computed once and
 written as a raw stream, a version-2 stream and a version-3 stream (`lmcodec.compression.compress_codes`); the
@@ -23,7 +25,9 @@ import torch
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--speech-dir", default="../shared/data/speech")
+    parser.add_argument("--speech-dir", default=str(Path(__file__).resolve().parents[1] / "data" / "speech"),
+                        help="the speech collection (default: data/speech in the repository; see "
+                             "training/data_sources.md)")
     parser.add_argument("--model", default=None, help="checkpoint (default: the bundled one)")
     parser.add_argument("--max-files", type=int, default=0, help="0: all 50")
     parser.add_argument("--json", help="also write the figures here")

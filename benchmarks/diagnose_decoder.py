@@ -1,6 +1,11 @@
 """Why is the decoder the limit? Measurements on dev utterances with a trained checkpoint (default: the bundled one).
 
-    OMP_NUM_THREADS=1 python benchmarks/diagnose_decoder.py [--model DIR] [--items N] [--seconds S] [--out JSON]
+    OMP_NUM_THREADS=1 python benchmarks/diagnose_decoder.py [--data-root DATA] [--model DIR] [--items N] [--seconds S]
+        [--out JSON]
+
+The dev utterances come from the speakers of the training recipes' dev split (`DEV_FOLDERS`, one utterance per
+speaker), under the data root DATA of training/data_sources.md (default: data/ in the repository), whose
+speech-extra/ folder `training/fetch_extra_speech.sh` writes.
 
 1. STOI / PESQ-WB / mel distance with 3 and 12 RVQ levels and with the unquantized latent (RVQ bypassed).
 2. The iSTFT head's own output, frame by frame, against the target frames it should produce (frame j of the head
@@ -27,14 +32,22 @@ import torch
 from lmcodec.training import dev_eval
 from lmcodec.training.data import decode_audio, folder_dataset
 
-DEV_FOLDERS = [f"/work/speech-extra/speechocean762/SPEAKER{s}" for s in
+DATA_ROOT = Path(__file__).resolve().parents[1] / "data"  # the data root of training/data_sources.md
+# The dev split of the training recipes (training/configs/default-cpu-v2.json's eval_dataset), relative to DATA_ROOT.
+DEV_FOLDERS = [f"speech-extra/speechocean762/SPEAKER{s}" for s in
                ("0056", "0560", "1075", "1420", "2129", "2740", "3423", "6067", "9556", "9629")]
-DEV_FOLDERS += ["/work/speech-extra/npvcc2016/evals/TM3"]
+DEV_FOLDERS += ["speech-extra/npvcc2016/evals/TM3"]
 
 
-def dev_items(count: int, seconds: float) -> list[np.ndarray]:
+def dev_items(count: int, seconds: float, data_root: str | Path = DATA_ROOT) -> list[np.ndarray]:
+    """One utterance (the middle file) of each dev speaker under `data_root`, cut to `seconds`; the first `count`."""
+    folders = [Path(data_root) / folder for folder in DEV_FOLDERS]
+    missing = [str(folder) for folder in folders if not folder.is_dir()]
+    if missing:
+        raise SystemExit(f"dev speaker folder not found: {missing[0]} ({len(missing)} of {len(folders)} missing); pass "
+                         "--data-root, the folder holding speech-extra/ (training/data_sources.md).")
     items = []
-    for folder in DEV_FOLDERS:
+    for folder in folders:
         dataset = folder_dataset(folder)
         row = dataset[len(dataset) // 2]
         items.append(decode_audio(row["audio"], max_seconds=seconds))
@@ -81,7 +94,9 @@ def coherence(delta: torch.Tensor, weight: torch.Tensor) -> float:
 def main() -> None:
     import lmcodec
 
-    parser = argparse.ArgumentParser()
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-root", default=str(DATA_ROOT),
+                        help="the data root holding speech-extra/ (default: data/ in the repository)")
     parser.add_argument("--model", default=lmcodec.DEFAULT_CHECKPOINT)
     parser.add_argument("--items", type=int, default=11)
     parser.add_argument("--seconds", type=float, default=6.0)
@@ -90,7 +105,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     model = lmcodec.LMCodecModel.from_pretrained(args.model).eval()
-    items = dev_items(args.items, args.seconds)
+    items = dev_items(args.items, args.seconds, args.data_root)
     report: dict = {"model": str(args.model), "items": len(items), "seconds": float(sum(map(len, items)) / 16000)}
     start = time.time()
     report["quality"] = dev_eval.evaluate_dev(model, items, levels=(3, 12, "latent"))

@@ -1,7 +1,8 @@
 """Where does the codec lose DNSMOS? Phase and magnitude swaps of the iSTFT head's output, scored with DNSMOS P.835,
 PESQ-WB and STOI on the first utterances of librispeech-test-other, beside Codec2 1300.
 
-    OMP_NUM_THREADS=1 python benchmarks/diagnose_dnsmos.py --model DIR [--items 10] [--seconds 8] [--levels 3] [--spread]
+    OMP_NUM_THREADS=1 python benchmarks/diagnose_dnsmos.py --model DIR [--data DATA/speech/librispeech-test-other]
+        [--items 10] [--seconds 8] [--levels 3] [--spread]
 
 Rows (each decoded from the first `--levels` RVQ levels):
 - codec: the decoder's output (predicted magnitude and phase; plus the harmonic branch if the checkpoint has one);
@@ -17,22 +18,22 @@ Without `--spread` the items are the first files, which in test-other are all on
 recorded before 2026-12-01 are that speaker's, and the 40 ms decoder's DNSMOS gain there (+0.22) was the largest of
 the five speakers (whole test-other: +0.05).
 Columns: DNSMOS OVRL / SIG / BAK, PESQ-WB, STOI and the cepstral peak prominence (`cpp`, harmonicity).
+DATA is the data root described in training/data_sources.md (default: data/ in the repository).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from diagnose_decoder import head_outputs, synthesize  # noqa: E402
+from diagnose_decoder import head_outputs, synthesize  # a sibling: a script's own folder is on sys.path
 
-SPEECH = Path(__file__).resolve().parents[2] / "shared" / "data" / "speech" / "librispeech-test-other"
+# The test set under the data root of training/data_sources.md (default: data/ in the repository).
+SPEECH = Path(__file__).resolve().parents[1] / "data" / "speech" / "librispeech-test-other"
 
 
 def griffin_lim(audio: np.ndarray, iterations: int = 64, n_fft: int = 512, hop: int = 128, seed: int = 0) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""Would a classical post-processing step after the decoder raise DNSMOS? (issue 11; all measured "no", none kept.)
+"""Would a classical post-processing step after the decoder raise DNSMOS? (All measured "no"; none is used.)
 
     OMP_NUM_THREADS=1 python benchmarks/diagnose_postfilters.py [--model DIR] [--items 10] [--seconds 8] [--levels 3] [--only A,B]
     OMP_NUM_THREADS=1 python benchmarks/diagnose_postfilters.py --level-scan [--items 50]
@@ -20,7 +20,6 @@ per speaker (is the quietest speaker's low DNSMOS a level problem?).
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -29,8 +28,7 @@ import scipy.signal
 import soxr
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from diagnose_dnsmos import SPEECH, score_outputs  # noqa: E402
+from diagnose_dnsmos import SPEECH, score_outputs  # a sibling: a script's own folder is on sys.path
 
 from lmcodec.frames import SAMPLING_RATE
 BLOCK = 160  # 10 ms: the decoder's hop, the postfilters' update period

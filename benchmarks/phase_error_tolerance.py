@@ -11,14 +11,12 @@ A proxy, not a decoder: a learned head's phase errors are neither independent no
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from diagnose_dnsmos import SPEECH, cepstral_peak_prominence  # noqa: E402
+from diagnose_dnsmos import SPEECH, cepstral_peak_prominence  # a sibling: a script's own folder is on sys.path
 
 FRAMES = ((320, 160), (320, 80), (640, 320), (640, 160), (1024, 160))  # (window, hop) in samples at 16 kHz
 

@@ -1,8 +1,8 @@
 """The dataset card of Parquet shards written by `training/prepare_librilight.py`, measured from the shards.
 
-    card = render_dataset_card("/data/librilight-parquet", repo_id="me/librilight-flac",
+    card = render_dataset_card("data/librilight-parquet", repo_id="me/librilight-flac",
                                command="python training/prepare_librilight.py --input_dir ... --output_dir ...")
-    card.save("/data/librilight-parquet/README.md")
+    card.save("data/librilight-parquet/README.md")
 
 Rows, hours, speakers, books and sizes are counted from the shards' small columns (the audio column is not read,
 except the header of each shard's first item for its sampling rate); the licence and attribution come from

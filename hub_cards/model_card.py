@@ -471,9 +471,10 @@ def training_corpora(facts: dict | None) -> tuple[list[str], str | None]:
 # ---------------------------------------------------------------------------------------------------- the card
 def not_ahead_of_references(results: dict) -> str | None:
     """A sentence naming every rate-matched pair (LMCodec operating point, reference codec) and metric where the
-    evaluation does not show LMCodec ahead by more than two standard errors of the per-utterance difference; None
-    when it is ahead everywhere or nothing was paired."""
-    from lmcodec.training.report import DIGITS, HIGHER_IS_BETTER, LABELS, rate_matched_pairs
+    evaluation does not show LMCodec ahead by more than two standard errors of the per-utterance difference (over at
+    least `report.MIN_SIGNIFICANT_PAIRS` utterances); None when it is ahead everywhere or nothing was paired."""
+    from lmcodec.training.report import (DIGITS, HIGHER_IS_BETTER, LABELS, MIN_SIGNIFICANT_PAIRS, rate_matched_pairs,
+                                         significant)
 
     clauses = []
     for system, reference, differences in rate_matched_pairs(results)[1]:
@@ -481,18 +482,20 @@ def not_ahead_of_references(results: dict) -> str | None:
         for key, difference in differences.items():
             if difference is None or difference[1] is None:
                 continue
-            mean, error, _, _ = difference
+            mean, error, _, count = difference
             gain = mean if HIGHER_IS_BETTER[key] else -mean  # positive when LMCodec is better
-            if gain - 2 * error <= 0:
+            if not (significant(difference) and gain > 0):
                 digits = DIGITS.get(key, 3)
-                verdict = "behind" if gain + 2 * error < 0 else "a tie"
+                verdict = ("behind" if significant(difference) else "a tie" if count >= MIN_SIGNIFICANT_PAIRS
+                           else f"too few utterances to tell: {count}")
                 misses.append(f"{LABELS[key]} {mean:+.{digits}f} ± {error:.{digits}f} ({verdict})")
         if misses:
             clauses.append(f"{system['name']} against {reference['name']}: {', '.join(misses)}")
     if not clauses:
         return None
     return ("Not ahead of every reference codec at a similar rate: in the evaluation above, per utterance (mean ± "
-            "standard error; ahead means by more than two standard errors), " + "; ".join(clauses) + ".")
+            f"standard error; ahead means by more than two standard errors over at least {MIN_SIGNIFICANT_PAIRS} "
+            "utterances), " + "; ".join(clauses) + ".")
 
 
 def limitations(facts: dict | None, evaluated: bool, corpora: list[str], integer_model: bool = False,

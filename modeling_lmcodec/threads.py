@@ -2,7 +2,7 @@
 
 The pools are numpy's BLAS (the integer entropy model's exact products; limited with threadpoolctl, and through the
 environment for libraries not loaded yet), torch's intra-op pool (when torch is or gets loaded) and onnxruntime's
-intra- and inter-op pools (the runtime builds its sessions with `coding_threads()`). On a busy machine an idle pool
+intra- and inter-op pools (the runtime builds its InferenceSessions with `coding_threads()`). On a busy machine an idle pool
 that spins on tiny batch-1 products costs far more than it gains, so the command line defaults to one thread.
 """
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
+import re
 from pathlib import Path
 
 # Offline first: nothing in the suite may reach for the Hub (without this, huggingface_hub waits ~24 s to fail).
@@ -18,7 +20,22 @@ import torch
 import lmcodec
 
 REPO = Path(__file__).resolve().parents[1]
-SPEECH_DIR = REPO.parent / "shared" / "data" / "speech"
+# Real speech: the data root's base collection (training/data_sources.md) if this clone has one, else the shared speech
+# folder beside the repository (where CI keeps it).
+SPEECH_DIR = next((folder for folder in (REPO / "data" / "speech", REPO.parent / "shared" / "data" / "speech")
+                   if folder.is_dir()), REPO.parent / "shared" / "data" / "speech")
+
+
+@contextlib.contextmanager
+def raises_config_error(message: str):
+    """An invalid `LMCodecConfig`: its validator's ValueError, which huggingface_hub's strict dataclass re-raises as
+    `StrictDataclassClassValidationError` (the ValueError as its cause); `message` is matched literally."""
+    from huggingface_hub.errors import StrictDataclassClassValidationError
+
+    with pytest.raises(StrictDataclassClassValidationError, match=re.escape(message)) as raised:
+        yield raised
+    assert isinstance(raised.value.__cause__, ValueError), repr(raised.value.__cause__)
+    assert message in str(raised.value.__cause__)
 
 
 def tiny_config(**overrides) -> lmcodec.LMCodecConfig:
@@ -93,10 +110,10 @@ def tiny_model() -> lmcodec.LMCodecModel:
 
 
 def speech_files(subfolder: str, limit: int) -> list[Path]:
-    """Up to `limit` real recordings from ../shared/data/speech/<subfolder>, or skip the test with the reason."""
+    """Up to `limit` real recordings from SPEECH_DIR/<subfolder>, or skip the test with the reason."""
     folder = SPEECH_DIR / subfolder
     if not folder.is_dir():
-        pytest.skip(f"real speech folder {folder} is absent (it lives beside the repo in shared/data/speech)")
+        pytest.skip(f"real speech folder {folder} is absent (data/speech in the repository, or ../shared/data/speech)")
     files = sorted(p for p in folder.iterdir() if p.suffix.lower() in {".flac", ".wav"})[:limit]
     if not files:
         pytest.skip(f"no audio files in {folder}")

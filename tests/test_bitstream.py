@@ -572,9 +572,27 @@ def test_pack_unpack_round_trip(bits):
         np.testing.assert_array_equal(unpacked, codes)
 
 
-def test_pack_unpack_is_fast_for_long_inputs():
-    codes = np.random.default_rng(0).integers(0, 1024, size=(50 * 3600, 3))  # an hour of 3 levels
-    np.testing.assert_array_equal(unpack_codes(pack_codes(codes, 10), 10, *codes.shape), codes)
+def test_pack_unpack_round_trips_an_hour_of_codes_in_the_documented_bit_layout():
+    """An hour and a frame of 3 levels (540 003 codes) packs to exactly the documented layout (10 bits per code,
+    MSB first, frame-major: code k occupies bits 10k .. 10k + 9), checked against a plain bit-by-bit reading at the
+    start, across byte boundaries in the middle and at the padded end, and unpacks to the same codes."""
+    bits = 10
+    codes = np.random.default_rng(0).integers(0, 2**bits, size=(50 * 3600 + 1, 3))
+    codes[-1, -1] = 2**bits - 1  # the last code all ones: the zero padding after it must stay zero
+    data = pack_codes(codes, bits)
+    assert len(data) == packed_size(*codes.shape, bits) == 675_004  # 5 400 030 bits and 2 bits of padding
+    flat = codes.reshape(-1)
+
+    def read_code(k: int) -> int:  # bit by bit from the bytes, MSB first
+        value = 0
+        for position in range(k * bits, (k + 1) * bits):
+            value = (value << 1) | ((data[position // 8] >> (7 - position % 8)) & 1)
+        return value
+
+    for k in [*range(16), *range(flat.size // 2 - 8, flat.size // 2 + 8), *range(flat.size - 16, flat.size)]:
+        assert read_code(k) == flat[k], k
+    assert data[-1] & 0b11 == 0 and data[-1] >> 2 & 0b11 == 0b11  # padding zero, after the last code's last bits
+    np.testing.assert_array_equal(unpack_codes(data, bits, *codes.shape), codes)
 
 
 def test_unpack_rejects_wrong_lengths():

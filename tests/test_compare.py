@@ -58,15 +58,35 @@ def test_pairs_utterances_by_name_and_compares_lmcodec_rows(evaluations, tmp_pat
     # a, b, c: NEW 0.85, 0.78, 0.95 against OLD 0.80, 0.70, 0.90 (utterances d and e are not paired)
     stoi = np.array([0.05, 0.08, 0.05])
     error = stoi.std(ddof=1) / np.sqrt(3)
-    assert rows["LMCodec Nc=3"][:2] == ["1.050 / 1.100", f"**+{stoi.mean():.4f} ± {error:.4f}** (3/3)"]
+    # six standard errors from zero, but on 3 utterances: not bold (see the test of the minimum count below)
+    assert rows["LMCodec Nc=3"][:2] == ["1.050 / 1.100", f"+{stoi.mean():.4f} ± {error:.4f} (3/3)"]
     ovrl = np.array([2.2 - 2.0, 2.6 - 2.5, 3.1 - 3.0])
-    assert rows["LMCodec Nc=3"][2] == f"**+{ovrl.mean():.3f} ± {ovrl.std(ddof=1) / np.sqrt(3):.3f}** (3/3)"
+    assert rows["LMCodec Nc=3"][2] == f"+{ovrl.mean():.3f} ± {ovrl.std(ddof=1) / np.sqrt(3):.3f} (3/3)"
+    assert "Too few utterances to call any difference significant: compare on at least 10" in text
     # greedy: NEW scored c (0.95) and a (0.7) only, against OLD 0.8 and 0.8: +0.15 and -0.1
     greedy = np.array([0.15, -0.1])
     assert rows["LMCodec Nc=3, greedy fine codes"] == [
         "1.050 / 1.100", f"+{greedy.mean():.4f} ± {greedy.std(ddof=1) / np.sqrt(2):.4f} (1/2)", "—"]
     assert "on the 3 utterances both scored" in text and "Left out: 1 utterance only NEW scored, 1 utterance only OLD" in text
     assert "Only in OLD, not compared: Only in OLD." in text
+
+
+@pytest.mark.parametrize("count, bold", [(2, False), (9, False), (10, True), (50, True)])
+def test_a_difference_is_called_significant_only_on_at_least_ten_utterances(tmp_path, capsys, count, bold):
+    """The same clear gain (every utterance better, mean about 14 standard errors from zero) is bold from 10 paired
+    utterances on, and never on fewer, where the standard error itself is too uncertain."""
+    names = [f"u{index}" for index in range(count)]
+    gains = 0.05 + 0.01 * (np.arange(count) % 2)
+    old_scores = [0.7] * count
+    new = write_results(tmp_path / "new", names, [row("LMCodec Nc=3", "lmcodec", 1.0,
+                                                      stoi=[0.7 + gain for gain in gains])])
+    old = write_results(tmp_path / "old", names, [row("LMCodec Nc=3", "lmcodec", 1.0, stoi=old_scores)])
+    assert main(["compare", new, old]) == 0
+    text = capsys.readouterr().out
+    cell = table_rows(text)["LMCodec Nc=3"][1]
+    assert cell.startswith("**+") == bold and cell.endswith(f"({count}/{count})"), cell
+    assert ("Too few utterances" in text) == (count < 10)
+    assert "more than two standard errors from zero over at least 10 utterances" in text
 
 
 def test_all_systems_adds_the_reference_codecs(evaluations, capsys):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -178,9 +179,22 @@ def test_audiofolder_and_in_memory_sources(audio_folder: Path):
     assert len(filtered) == 2
 
 
+def test_a_missing_folder_in_a_comma_separated_list_is_named_alone(audio_folder: Path, tmp_path: Path):
+    missing = tmp_path / "no-such-corpus"
+    with pytest.raises(FileNotFoundError) as raised:
+        data.load_audio_dataset(f"{audio_folder},{missing}")
+    message = str(raised.value)
+    assert message.startswith(f"audio folder not found: {missing} (1 of the 2 comma-separated folders"), message
+    assert f"{audio_folder}," not in message  # not the whole list joined into one path
+    other = tmp_path / "another-missing"
+    with pytest.raises(FileNotFoundError, match=re.escape(f"audio folders not found: {missing}, {other} (2 of the 3 ")):
+        data.load_audio_dataset(f"{missing},{audio_folder},{other}")
+    assert len(data.load_audio_dataset(f"{audio_folder},{audio_folder / 'sub'}")) == 3  # present folders still load
+
+
 def test_shared_speech_training_folders_exclude_the_held_out_set():
     if not SPEECH_DIR.is_dir():
-        pytest.skip(f"real speech folder {SPEECH_DIR} is absent (it lives beside the repo in shared/data/speech)")
+        pytest.skip(f"real speech folder {SPEECH_DIR} is absent (data/speech in the repository, or ../shared/data/speech)")
     with pytest.raises(ValueError, match="held out"):
         data.speech_training_dataset(SPEECH_DIR, folders=("ljspeech", data.SPEECH_HELD_OUT_FOLDER))
     dataset = data.speech_training_dataset(SPEECH_DIR, folders=("cmu-arctic",))

@@ -245,7 +245,8 @@ def test_each_ablation_gets_its_own_plot_style(slug, group):
 
 def test_paired_differences_against_reference_codecs_at_similar_rates():
     """report.md's paired table: LMCodec minus each reference codec spending at most 1.5x its kbps, per utterance;
-    mean ± standard error, the number of utterances LMCodec wins, bold beyond two standard errors."""
+    mean ± standard error, the number of utterances LMCodec wins, bold beyond two standard errors over at least 10
+    utterances."""
     from lmcodec.training.report import paired_difference, paired_table
 
     def row(name, kind, kbps, stoi, pesq=None):
@@ -260,4 +261,11 @@ def test_paired_differences_against_reference_codecs_at_similar_rates():
     table = paired_table({"systems": [row("Original", "original", None, [1.0] * 4), lmcodec_row, near, far]})
     lines = table.splitlines()
     assert lines[0] == "| pair | kbps | PESQ-WB | STOI |" and len(lines) == 3  # Opus spends 6.9x: not compared
-    assert lines[2].startswith("| LMCodec Nc=3 − Codec2 1300 | 1.000 / 1.400 | +0.05 ± 0.05 (3/4) | **+0.083 ± 0.017** (3/3)")
+    # STOI: 6 standard errors from zero, but on 3 utterances only: not bold
+    assert lines[2] == "| LMCodec Nc=3 − Codec2 1300 | 1.000 / 1.400 | +0.05 ± 0.05 (3/4) | +0.083 ± 0.017 (3/3) |"
+    times = 4  # the same utterances four times over: 12 pairs, now bold
+    twelve = [{**system, "per_item": {key: values * times for key, values in system["per_item"].items()}}
+              for system in (lmcodec_row, near)]
+    lines = paired_table({"systems": twelve}).splitlines()
+    assert lines[2] == ("| LMCodec Nc=3 − Codec2 1300 | 1.000 / 1.400 | **+0.05 ± 0.02** (12/16) | "
+                        "**+0.083 ± 0.007** (12/12) |")

@@ -11,7 +11,7 @@ import torch
 import lmcodec
 from lmcodec.harmonic_head import INITIAL_LOG_AMPLITUDE, LMCodecHarmonicHead
 from lmcodec.pitch import yin_pitch
-from tests.conftest import speech_like, tiny_config
+from tests.conftest import raises_config_error, speech_like, tiny_config
 
 SR = 16000
 HOP = 160
@@ -172,5 +172,5 @@ def test_harmonic_plus_noise_decoder_streams_like_one_shot_and_repeats_itself():
     predicted = lmcodec.LMCodecModel(tiny_config(num_harmonics=8))
     predicted.load_state_dict(model.state_dict())  # same weights, predicted phase: a different output
     assert not torch.allclose(predicted.eval().decode(codes).audio_values[0, 0], one_shot)
-    with pytest.raises(Exception, match="decoder_phase"):
+    with raises_config_error("LMCodecConfig.decoder_phase must be 'predicted' or 'noise', got 'random'."):
         lmcodec.LMCodecConfig(decoder_phase="random")

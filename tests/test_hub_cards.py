@@ -387,8 +387,10 @@ def test_card_shows_the_paired_differences_against_reference_codecs(tiny_checkpo
     results = sample_results(lmcodec.LMCodecConfig.from_pretrained(tiny_checkpoint))
     text = card_with_results(tiny_checkpoint, tmp_path, results)
     sent = next(row for row in results["systems"] if row["kind"] == "lmcodec")
-    # invented scores: LMCodec 0.4 below Codec2 700C on PESQ-WB on both utterances (no spread: SE 0, so bold)
-    assert f"| {sent['name']} − Codec2 700C | {sent['kbps']:.3f} / 0.800 | **-0.70 ± 0.00** (0/2) |" in text
+    # invented scores: LMCodec 0.7 below Codec2 700C on PESQ-WB on both utterances (no spread, SE 0, but only 2
+    # utterances: not bold, and the note says why)
+    assert f"| {sent['name']} − Codec2 700C | {sent['kbps']:.3f} / 0.800 | -0.70 ± 0.00 (0/2) |" in text
+    assert "in bold when the mean is more than two standard errors from zero over at least 10 utterances" in text
     assert "Codec2 3200" not in text.split("Paired differences")[1].split("\n\n")[1]  # 3.2 kbps: not a peer
 
 
@@ -400,15 +402,23 @@ def test_limitations_name_every_reference_codec_lmcodec_is_not_ahead_of(tiny_che
     def row(name, kind, kbps, **per_item):
         return {"name": name, "kind": kind, "kbps": kbps, "per_item": per_item}
 
-    ahead = row("LMCodec Nc=3", "lmcodec", 1.2, stoi=[0.9, 0.8, 0.85], dnsmos_ovrl=[3.0, 2.9, 2.8])
-    codec2 = row("Codec2 1300", "reference", 1.4, stoi=[0.7, 0.6, 0.65], dnsmos_ovrl=[2.5, 3.1, 2.9])
-    opus = row("Opus 6 kbps", "reference", 6.9, stoi=[0.99] * 3, dnsmos_ovrl=[3.5] * 3)  # not a peer at 5.75x
+    times = 4  # the three invented utterances repeated: 12, enough to call a difference significant
+    ahead = row("LMCodec Nc=3", "lmcodec", 1.2, stoi=[0.9, 0.8, 0.85] * times, dnsmos_ovrl=[3.0, 2.9, 2.8] * times)
+    codec2 = row("Codec2 1300", "reference", 1.4, stoi=[0.7, 0.6, 0.65] * times, dnsmos_ovrl=[2.5, 3.1, 2.9] * times)
+    opus = row("Opus 6 kbps", "reference", 6.9, stoi=[0.99] * 12, dnsmos_ovrl=[3.5] * 12)  # not a peer at 5.75x
     sentence = not_ahead_of_references({"systems": [ahead, codec2, opus]})
-    # STOI +0.2 on every utterance: ahead, not named; OVRL +0.5, -0.2, -0.1: mean +0.067, SE 0.219: a tie
-    assert sentence.endswith("LMCodec Nc=3 against Codec2 1300: DNSMOS OVRL +0.07 ± 0.22 (a tie).")
+    # STOI +0.2 on every utterance: ahead, not named; OVRL +0.5, -0.2, -0.1 (x4): mean +0.067, SE 0.093: a tie
+    assert sentence.endswith("LMCodec Nc=3 against Codec2 1300: DNSMOS OVRL +0.07 ± 0.09 (a tie).")
     assert "STOI" not in sentence and "Opus" not in sentence
-    lower_mel = row("LMCodec Nc=3", "lmcodec", 1.2, stoi=[0.9, 0.8, 0.85], mel_distance=[0.1, 0.2, 0.15])
-    higher_mel = row("Codec2 1300", "reference", 1.4, stoi=[0.7, 0.6, 0.65], mel_distance=[0.3, 0.4, 0.35])
+    assert "more than two standard errors over at least 10 utterances" in sentence
+    # the same STOI gain on the first 3 utterances only is not shown ahead: too few to tell
+    few = not_ahead_of_references({"systems": [{**ahead, "per_item": {"stoi": ahead["per_item"]["stoi"][:3]}},
+                                               {**codec2, "per_item": {"stoi": codec2["per_item"]["stoi"][:3]}}]})
+    assert few.endswith("LMCodec Nc=3 against Codec2 1300: STOI +0.200 ± 0.000 (too few utterances to tell: 3).")
+    lower_mel = row("LMCodec Nc=3", "lmcodec", 1.2, stoi=[0.9, 0.8, 0.85] * times,
+                    mel_distance=[0.1, 0.2, 0.15] * times)
+    higher_mel = row("Codec2 1300", "reference", 1.4, stoi=[0.7, 0.6, 0.65] * times,
+                     mel_distance=[0.3, 0.4, 0.35] * times)
     from lmcodec.training import report
 
     monkeypatch.setattr(report, "PAIRED_METRICS", ("stoi", "mel_distance"))  # lower mel distance is better
@@ -417,15 +427,15 @@ def test_limitations_name_every_reference_codec_lmcodec_is_not_ahead_of(tiny_che
         {**higher_mel, "name": "LMCodec Nc=3", "kind": "lmcodec", "kbps": 1.2}, {**lower_mel, "name": "Codec2 1300",
                                                                                 "kind": "reference", "kbps": 1.4}]})
     monkeypatch.undo()
-    behind = row("LMCodec Nc=3", "lmcodec", 1.2, stoi=[0.5, 0.4, 0.45])
+    behind = row("LMCodec Nc=3", "lmcodec", 1.2, stoi=[0.5, 0.4, 0.45] * times)
     assert "STOI -0.200 ± 0.000 (behind)" in not_ahead_of_references({"systems": [behind, codec2]})
-    assert not_ahead_of_references({"systems": [row("LMCodec Nc=3", "lmcodec", 1.2, stoi=[0.9, 0.8, 0.85]),
-                                                codec2]}) is None
+    assert not_ahead_of_references({"systems": [row("LMCodec Nc=3", "lmcodec", 1.2, stoi=[0.9, 0.8, 0.85] * times),
+                                                {**codec2, "per_item": {"stoi": codec2["per_item"]["stoi"]}}]}) is None
 
     results = sample_results(lmcodec.LMCodecConfig.from_pretrained(tiny_checkpoint))
     limitations = card_with_results(tiny_checkpoint, tmp_path, results).split("## Limitations")[1].split("## ")[0]
     sent = next(row for row in results["systems"] if row["kind"] == "lmcodec")
-    assert f"{sent['name']} against Codec2 700C: PESQ-WB -0.70 ± 0.00 (behind)" in limitations
+    assert f"{sent['name']} against Codec2 700C: PESQ-WB -0.70 ± 0.00 (too few utterances to tell: 2)" in limitations
 
 
 def test_learning_curves_from_the_training_facts_are_a_table(tiny_checkpoint):

@@ -3,6 +3,7 @@ from, equal results however the work is batched, and a checkpoint that carries i
 
 from __future__ import annotations
 
+import inspect
 import math
 import subprocess
 import sys
@@ -165,17 +166,12 @@ def test_an_exported_model_is_fixed_by_its_integers_not_by_its_export(golden_mod
 
 
 # ---------------------------------------------------------------------------------------------------- portability
-TABLES_SCRIPT = textwrap.dedent(
-    """
-    import hashlib, importlib.util, sys
-    sys.modules["torch"] = None  # the integer path must not need torch
-    import numpy as np
-    spec = importlib.util.spec_from_file_location("integer_entropy_model", sys.argv[1])
-    module = sys.modules["integer_entropy_model"] = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    arrays = dict(np.load(sys.argv[2]))
-    codes = arrays.pop("__codes__")
-    engine = module.IntegerEntropyModel(arrays)
+def tables_digest(engine, codes) -> str:
+    """SHA-256 of what feeds the range coder for `codes` [frames, levels]: the sender's packet tables at Nc = 2 and 3,
+    and the receiver's level-by-level tables for the first packet. Runs in this process and, by its source, in
+    another interpreter that has numpy only (TABLES_SCRIPT)."""
+    import hashlib
+
     digest = hashlib.sha256()
     for num_coarse in (2, 3):
         state = engine.start()
@@ -188,29 +184,54 @@ TABLES_SCRIPT = textwrap.dedent(
                 digest.update(engine.level_frequencies(conditioned, level).astype("<i8"))
                 conditioned = engine.condition(conditioned, level, frame[level : level + 1])
             engine.finish_frame(state, frame)
-    import platform
-    print(platform.machine(), digest.hexdigest())
+    return digest.hexdigest()
+
+
+TABLES_SCRIPT = textwrap.dedent(inspect.getsource(tables_digest)) + textwrap.dedent(
+    """
+
+    import importlib.util, platform, sys
+    sys.modules["torch"] = None  # importing torch now raises ImportError: the integer path must not need it
+    import numpy as np
+    spec = importlib.util.spec_from_file_location("integer_entropy_model", sys.argv[1])
+    module = sys.modules["integer_entropy_model"] = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    arrays = dict(np.load(sys.argv[2]))
+    codes = arrays.pop("__codes__")
+    digest = tables_digest(module.IntegerEntropyModel(arrays), codes)
+    loaded = sorted(name for name in sys.modules if name.split(".")[0] in ("torch", "transformers", "lmcodec")
+                    and sys.modules[name] is not None)
+    print(platform.machine(), digest, ",".join(loaded) or "-")
     """
 )
 
 
-def frequency_digest(python: list[str], tmp_path, golden_model) -> tuple[str, str]:
-    """(machine, SHA-256 of the integer model's frequency tables for the golden codes) from another interpreter."""
-    arrays = golden_model.integer_entropy_lm.arrays()
+def digest_codes() -> np.ndarray:
+    """40 frames of the golden stream's codes (two levels) plus a random third level."""
     codes = np.concatenate([np.load(RAW_CODES).astype(np.int64)] * 2)[:40]
-    codes = np.concatenate([codes, np.random.default_rng(3).integers(0, 64, (40, 1))], axis=1)  # a third level
-    np.savez(tmp_path / "model.npz", __codes__=codes, **arrays)
+    return np.concatenate([codes, np.random.default_rng(3).integers(0, 64, (40, 1))], axis=1)
+
+
+def frequency_digest(python: list[str], tmp_path, golden_model) -> tuple[str, str]:
+    """(machine, `tables_digest` of the golden model's integer entropy model) computed by another interpreter, which
+    loads `integer_entropy_model.py` by its path with torch blocked; fails if it imported torch, transformers or
+    lmcodec all the same."""
+    np.savez(tmp_path / "model.npz", __codes__=digest_codes(), **golden_model.integer_entropy_lm.arrays())
     (tmp_path / "tables.py").write_text(TABLES_SCRIPT)
     result = subprocess.run([*python, str(tmp_path / "tables.py"), str(ENGINE_FILE), str(tmp_path / "model.npz")],
                             capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
-    machine, digest = result.stdout.split()
+    machine, digest, loaded = result.stdout.split()
+    assert loaded == "-", f"the numpy-only interpreter imported {loaded}"
     return machine, digest
 
 
 def test_the_integer_path_runs_on_numpy_alone(tmp_path, golden_model):
-    machine, digest = frequency_digest([sys.executable], tmp_path, golden_model)
-    assert len(digest) == 64
+    """An interpreter without torch (blocked in sys.modules) computes, from the numpy module alone, exactly the
+    frequency tables the torch model's integer entropy model gives the range coder in this process."""
+    _, digest = frequency_digest([sys.executable], tmp_path, golden_model)
+    assert "torch" in sys.modules  # this process is the torch path
+    assert digest == tables_digest(golden_model.integer_entropy_lm.engine(), digest_codes())
 
 
 def arm64_python() -> list[str]:

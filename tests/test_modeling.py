@@ -8,7 +8,7 @@ import torch
 
 import lmcodec
 from lmcodec.frames import ENCODER_BLOCK_FRAMES
-from tests.conftest import random_codebooks, speech_like, tiny_config
+from tests.conftest import raises_config_error, random_codebooks, speech_like, tiny_config
 
 HOP = 320
 
@@ -112,7 +112,8 @@ def test_four_times_overlap_head_reconstructs_exactly_and_streams_like_one_shot(
     samples, _ = head.synthesize(spectra)
     length = signal.shape[1]
     assert (samples[0, 240 : 240 + length - 240] - signal[0, : length - 240]).abs().max().item() < 1e-5
-    with pytest.raises(Exception, match="decoder_head_overlap"):  # strict validation wraps the ValueError
+    with raises_config_error("LMCodecConfig.decoder_head_overlap must be an even integer >= 2 dividing "
+                             "stft_window_length (320), got 3."):
         lmcodec.LMCodecConfig(decoder_head_overlap=3)
     torch.manual_seed(0)
     model = lmcodec.LMCodecModel(tiny_config(decoder_head_overlap=4)).eval()
@@ -138,9 +139,11 @@ def test_long_synthesis_window_reconstructs_exactly_and_streams_with_its_delay()
     samples, _ = head.synthesize(spectra)  # output sample t is signal sample t - 320
     length = signal.shape[1]
     assert (samples[0, 480 : length] - signal[0, 160 : length - 320]).abs().max().item() < 1e-5
-    with pytest.raises(Exception, match="decoder_window_length"):
+    with raises_config_error("LMCodecConfig.decoder_window_length must be a multiple of the synthesis hop (160) and "
+                             "at least stft_window_length (320), got 500."):
         lmcodec.LMCodecConfig(decoder_window_length=500)
-    with pytest.raises(Exception, match="num_harmonics"):
+    with raises_config_error("LMCodecConfig.decoder_window_length longer than stft_window_length cannot be combined "
+                             "with num_harmonics > 0"):
         lmcodec.LMCodecConfig(decoder_window_length=640, num_harmonics=8)
     config = tiny_config(decoder_window_length=640)
     assert config.decoder_output_delay == 320 and config.algorithmic_latency_ms == 60.0

@@ -1,5 +1,6 @@
 """The built wheel (not only the editable install) imports `lmcodec` and every subpackage in a fresh venv, and carries
-its package data: the bundled default checkpoint (loadable from the installed files) and the model card templates."""
+its package data: the bundled default checkpoint (loadable from the installed files) and the model card templates.
+Building it prints no warning caused by the project's own configuration (licence, package discovery, package data)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import subprocess
 import sys
 import sysconfig
 import venv
+import zipfile
 
 import pytest
 
@@ -16,6 +18,9 @@ from tests.conftest import REPO
 SUBPACKAGES = ["lmcodec", "lmcodec.processing", "lmcodec.runtime", "lmcodec.training", "lmcodec.training.metrics",
                "lmcodec.hub_cards", "lmcodec.cli", "lmcodec.runtime.graphs"]
 SOURCES = ["pyproject.toml", "README.md", "modeling_lmcodec", "processing", "runtime", "training", "hub_cards"]
+# What setuptools prints when the project's configuration is out of date or incomplete.
+CONFIGURATION_WARNINGS = ["BuildBackendWarning", "SetuptoolsDeprecationWarning", "Package would be ignored",
+                          "is absent from the `packages` configuration", "`project.license` as a TOML table"]
 
 
 @pytest.mark.slow
@@ -29,12 +34,22 @@ def test_wheel_installs_and_imports_every_subpackage(tmp_path):
         else:
             shutil.copy(path, source / name)
     wheels = tmp_path / "wheels"
-    subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(wheels),
+    build = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-v", "-w", str(wheels),
          str(source)],
         check=True, capture_output=True, text=True, timeout=600,
     )
+    output = build.stdout + build.stderr
+    assert not [warning for warning in CONFIGURATION_WARNINGS if warning in output], output[-5000:]
     wheel = next(wheels.glob("lmcodec-*.whl"))
+    names = set(zipfile.ZipFile(wheel).namelist())
+    checkpoint = REPO / "modeling_lmcodec" / "default_checkpoint"
+    bundled = {f"lmcodec/default_checkpoint/{path.relative_to(checkpoint).as_posix()}" for path in checkpoint.rglob("*")
+               if path.is_file()}  # its onnx/ graphs included
+    templates = {f"lmcodec/hub_cards/templates/{path.name}" for path in (REPO / "hub_cards" / "templates").glob("*.md")}
+    assert {"lmcodec/default_checkpoint/model.safetensors", "lmcodec/default_checkpoint/onnx/manifest.json"} <= bundled
+    assert len(templates) >= 2
+    assert bundled | templates <= names, sorted(bundled | templates - names)
 
     environment = tmp_path / "venv"
     venv.create(environment, system_site_packages=True, with_pip=True)

@@ -1,4 +1,5 @@
-"""Real recorded speech from ../shared/data/speech (skipped with the reason when that folder is absent)."""
+"""Real recorded speech from data/speech in the repository or ../shared/data/speech beside it (skipped with the reason
+when neither is there)."""
 
 from __future__ import annotations
 

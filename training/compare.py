@@ -5,8 +5,9 @@
 NEW and OLD are `lmcodec evaluate` output folders (or their results.json). Every system both evaluations ran is
 compared utterance by utterance (matched by name, so the two runs may list them in different orders): NEW minus
 OLD, mean ± standard error (utterances where NEW is better / utterances compared), in bold when the mean is more
-than two standard errors from zero. Per-utterance pairing removes the spread between utterances, which is what
-makes differences of a few hundredths of a DNSMOS point measurable on 50 utterances. By default only LMCodec's own
+than two standard errors from zero over at least 10 utterances (`report.MIN_SIGNIFICANT_PAIRS`: on a handful the
+standard error itself is too uncertain to call anything significant). Per-utterance pairing removes the spread
+between utterances, which is what makes differences of a few hundredths of a DNSMOS point measurable on 50 utterances. By default only LMCodec's own
 rows are compared (the reference codecs and the original do not change between checkpoints).
 """
 
@@ -20,7 +21,8 @@ from pathlib import Path
 from lmcodec.errors import LMCodecError
 
 from .metrics import SCORES as METRICS
-from .report import LABELS, check_results, kbps_cell, paired_cell, paired_difference
+from .report import (LABELS, MIN_SIGNIFICANT_PAIRS, SIGNIFICANCE_RULE, check_results, kbps_cell, paired_cell,
+                     paired_difference)
 
 COMPARED_KINDS = ("lmcodec", "ablation")  # the rows a checkpoint changes; --systems all adds the rest
 COMPARED_METRICS = tuple(key for key, _, _ in METRICS)
@@ -128,8 +130,11 @@ def markdown(comparison: dict, new_path: str, old_path: str) -> str:
     keys = comparison["metrics"]
     lines = [f"NEW = {new_path}", f"OLD = {old_path}", "",
              f"Per utterance, NEW minus OLD on the {utterances(len(comparison['common']))} both scored: mean ± "
-             "standard error (utterances where NEW is better / utterances compared); in bold when the mean is more "
-             "than two standard errors from zero. Positive is better, except for mel distance (lower is better)."]
+             f"standard error (utterances where NEW is better / utterances compared); {SIGNIFICANCE_RULE}. Positive is "
+             "better, except for mel distance (lower is better)."]
+    if len(comparison["common"]) < MIN_SIGNIFICANT_PAIRS:
+        lines.append(f"Too few utterances to call any difference significant: compare on at least "
+                     f"{MIN_SIGNIFICANT_PAIRS} (the test set's 50 for a decision).")
     if comparison["only_new"] or comparison["only_old"]:
         lines.append(f"Left out: {utterances(comparison['only_new'])} only NEW scored, "
                      f"{utterances(comparison['only_old'])} only OLD scored.")

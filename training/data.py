@@ -37,7 +37,8 @@ logger = logging.getLogger(__name__)
 from lmcodec.frames import SAMPLING_RATE
 
 AUDIO_EXTENSIONS = (".flac", ".wav", ".ogg", ".mp3", ".aiff", ".aif", ".opus")
-# The training folders of ../shared/data/speech; librispeech-test-other is held out for evaluation.
+# The training folders of the base speech collection (data/speech, training/data_sources.md); librispeech-test-other
+# is held out for evaluation.
 SPEECH_TRAINING_FOLDERS = ("librispeech-train-clean-100", "ljspeech", "cmu-arctic", "misc")
 SPEECH_HELD_OUT_FOLDER = "librispeech-test-other"
 
@@ -102,7 +103,8 @@ def load_audio_dataset(source, split: str = "train", name: str | None = None, st
     `source` may be:
       - a `datasets.Dataset` / `IterableDataset` (used as is);
       - one or more folders, comma-separated: Parquet shards inside (recursively) are loaded with the `parquet`
-        builder, otherwise the folders' audio files are listed (`folder_dataset`);
+        builder, otherwise the folders' audio files are listed (`folder_dataset`); a missing folder is named in a
+        `FileNotFoundError`;
       - `audiofolder:DIR` (or `source="audiofolder"` with `data_dir=DIR`): the audio files of DIR — listed here
         because datasets' own audiofolder builder needs torchcodec to build its cache;
       - a Parquet file or glob (`shards/*.parquet`);
@@ -120,8 +122,16 @@ def load_audio_dataset(source, split: str = "train", name: str | None = None, st
             if not folder:
                 raise ValueError("audiofolder needs a folder: pass 'audiofolder:DIR' or data_dir=DIR.")
             dataset = folder_dataset(folder)
-        elif all(Path(part).is_dir() for part in source.split(",")):
-            folders = source.split(",")
+        elif "," in source or Path(source).is_dir():
+            # A comma-separated source is always a list of folders (no Hub id or builder name holds a comma), so a
+            # missing one is named on its own instead of the whole list reaching `datasets` as one path.
+            folders = [part.strip() for part in source.split(",") if part.strip()]
+            missing = [folder for folder in folders if not Path(folder).is_dir()]
+            if missing:
+                raise FileNotFoundError(
+                    f"audio folder{'s' if len(missing) > 1 else ''} not found: {', '.join(missing)} "
+                    f"({len(missing)} of the {len(folders)} comma-separated folders; check the path"
+                    f"{'s' if len(missing) > 1 else ''} or the data root they are relative to).")
             shards = sorted(str(p) for folder in folders for p in Path(folder).rglob("*.parquet"))
             if shards:
                 dataset = _load_parquet(shards, split, streaming, **load_kwargs)

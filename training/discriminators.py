@@ -7,8 +7,9 @@
   several time-frequency resolutions (finest hop 2 ms): it sees spectral texture, noise floor and harmonic detail
   without the phase the complex STFT discriminator also has to model.
 
-All default to few channels: a full-size 2-D STFT discriminator made each CPU training step ~12x slower in the
-measured experiment (shared/notes/codec-training-on-cpu.md), so width is a parameter and starts small.
+All default to few channels: a full-size 2-D STFT discriminator made each CPU training step ~12x slower in an early
+CPU training experiment (the throughput section of training/configs/README.md has this project's own measurements), so
+width is a parameter and starts small.
 
 Every discriminator maps audio `[B, 1, T]` to a list of `(logits, features)` pairs, one per sub-discriminator.
 Losses: hinge or least-squares (`"hinge"`, `"lsgan"`), and feature matching (L1 between the features of real and

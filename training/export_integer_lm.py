@@ -1,11 +1,11 @@
 """Export a checkpoint's integer entropy model (what format-3 streams are coded with), calibrated on real speech.
 
-    lmcodec export-integer-lm CHECKPOINT OUTPUT --calibration_dataset ../shared/data/speech/librispeech-train-clean-100
+    lmcodec export-integer-lm CHECKPOINT OUTPUT --calibration_dataset data/speech/librispeech-train-clean-100
 
 The float entropy LM is run teacher-forced over windows of the checkpoint's own codes of the calibration speech to
 choose each fixed-point scale; the integer tensors are then stored in the checkpoint written to OUTPUT (config
 `integer_entropy_model: true`). `train-lm --target entropy` does the same on its training codes before its final
-export. Calibrate on training speech, never on the test set.
+export. Calibrate on training speech, never on the test set (data/ is the data root of training/data_sources.md).
 """
 
 from __future__ import annotations

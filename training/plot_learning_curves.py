@@ -1,6 +1,6 @@
 """Plot the dev learning curves of a codec run from its `eval_log.jsonl` (and the training loss from `train_log.jsonl`).
 
-    python training/plot_learning_curves.py /work/runs/default-cpu-v2 [--out curves.png] [--table]
+    python training/plot_learning_curves.py outputs/default-cpu-v2 [--out curves.png] [--table]
 
 One panel per metric (STOI, PESQ-WB, mel distance; higher, higher, lower is better), one line per number of RVQ
 levels (3, 12, unquantized); a fourth panel shows the training losses. Several runs can be given to compare them.

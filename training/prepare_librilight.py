@@ -17,7 +17,7 @@ Shards are planned from the file sizes before anything is written, so the plan i
 that exists is skipped, and each shard is written to a temporary name and renamed when complete, so an interrupted
 run resumes where it stopped.
 
-    python training/prepare_librilight.py --input_dir /data/librilight --output_dir /data/librilight-parquet \
+    python training/prepare_librilight.py --input_dir data/librilight --output_dir data/librilight-parquet \
         --max_segment_seconds 30 --shard_size_mb 500 --num_workers 8
 """
 

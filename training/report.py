@@ -109,9 +109,14 @@ def markdown_table(results: dict) -> str:
 
 PAIRED_METRICS = ("pesq", "stoi", "dnsmos_ovrl")
 PAIRED_RATE_RATIO = 1.5  # a reference codec is compared with an LMCodec row when it spends at most 1.5x its kbps
+# Below this many paired utterances the standard error is itself too uncertain (on 2 utterances it rests on one degree
+# of freedom), so no difference is called significant, whatever its size.
+MIN_SIGNIFICANT_PAIRS = 10
+SIGNIFICANCE_RULE = (f"in bold when the mean is more than two standard errors from zero over at least "
+                     f"{MIN_SIGNIFICANT_PAIRS} utterances")
 PAIRED_NOTE = (f"Per utterance, LMCodec minus each reference codec spending at most {PAIRED_RATE_RATIO:g}x its kbps: "
-               "mean ± standard error (utterances where LMCodec is better / utterances scored); in bold when the mean "
-               "is more than two standard errors from zero. Positive is better for LMCodec.")
+               f"mean ± standard error (utterances where LMCodec is better / utterances scored); {SIGNIFICANCE_RULE}. "
+               "Positive is better for LMCodec.")
 
 
 def paired_difference(system: dict, reference: dict, key: str,
@@ -131,16 +136,24 @@ def paired_difference(system: dict, reference: dict, key: str,
     return float(differences.mean()), error, better, len(differences)
 
 
+def significant(difference: tuple | None) -> bool:
+    """Whether a `paired_difference` is called significant: its mean more than two standard errors from zero, over at
+    least `MIN_SIGNIFICANT_PAIRS` utterances."""
+    if difference is None:
+        return False
+    mean_difference, error, _, count = difference
+    return count >= MIN_SIGNIFICANT_PAIRS and error is not None and abs(mean_difference) > 2 * error
+
+
 def paired_cell(difference: tuple | None, key: str, extra_digits: int = 0) -> str:
-    """"+0.013 ± 0.017 (25/50)"; in bold when the mean is more than two standard errors from zero. `extra_digits`
-    beyond the metric's table precision suit the small differences between two checkpoints."""
+    """"+0.013 ± 0.017 (25/50)"; in bold when `significant`. `extra_digits` beyond the metric's table precision suit
+    the small differences between two checkpoints."""
     if difference is None:
         return "—"
     mean_difference, error, better, count = difference
     digits = DIGITS.get(key, 3) + extra_digits
     text = f"{mean_difference:+.{digits}f}" + (f" ± {error:.{digits}f}" if error is not None else "")
-    significant = error is not None and abs(mean_difference) > 2 * error
-    return (f"**{text}**" if significant else text) + f" ({better}/{count})"
+    return (f"**{text}**" if significant(difference) else text) + f" ({better}/{count})"
 
 
 def rate_matched_pairs(results: dict) -> tuple[list[str], list[tuple[dict, dict, dict]]]:

@@ -1,7 +1,7 @@
-"""Pack a codec training checkpoint small enough to commit, and unpack it to resume in a later session.
+"""Pack a codec training checkpoint small enough to carry to another machine, and unpack it there to resume the run.
 
-    python -m lmcodec.training.resume_state pack   RUN/checkpoints/checkpoint-00004000 training/resume/NAME
-    python -m lmcodec.training.resume_state unpack training/resume/NAME RUN/checkpoints
+    python -m lmcodec.training.resume_state pack   RUN/checkpoints/checkpoint-00004000 PACKED
+    python -m lmcodec.training.resume_state unpack PACKED RUN/checkpoints
 
 A codec checkpoint (`train_codec.py`, Accelerate state) is ~117 MB without its `export/`: the whole LMCodecModel in
 float32, including the fine and entropy LMs, which codec training never updates, and Adam's two moments of every
@@ -9,7 +9,8 @@ codec weight. Packing drops the LM weights (the codec trainer does not read them
 freshly initialised model) and stores Adam's moments in bfloat16 (the model weights, codebooks, discriminator, RNG
 states and data position stay exact), ~53 MB in all, every file under 50 MB. A resumed run therefore continues the
 same schedule and data order with the optimizer moments rounded to 8 significant bits: close to, not bit-identical
-with, an uninterrupted run.
+with, an uninterrupted run. Resume states stay out of git; CONTRIBUTING.md names the one exception (at most 25 MB),
+and `pack` says when a state is larger.
 """
 
 from __future__ import annotations
@@ -24,11 +25,12 @@ import torch
 from safetensors.torch import load_file, save_file
 
 LM_PREFIXES = ("fine_lm.", "entropy_lm.", "integer_entropy_lm.")
+COMMIT_LIMIT_BYTES = 25_000_000  # the largest resume state CONTRIBUTING.md lets a contributor commit
 PACKED_MARKER = "PACKED.json"
 
 
 def pack(checkpoint: Path, destination: Path) -> Path:
-    """checkpoint (with COMPLETE) → destination/<checkpoint name>, small enough to commit."""
+    """checkpoint (with COMPLETE) → destination/<checkpoint name>, about half the checkpoint's size."""
     if not (checkpoint / "COMPLETE").exists():
         raise SystemExit(f"{checkpoint} is not a complete checkpoint (no COMPLETE marker)")
     target = destination / checkpoint.name
@@ -98,6 +100,9 @@ def main(argv: list[str] | None = None) -> int:
         target = unpack(Path(args.source), Path(args.destination))
     size = sum(path.stat().st_size for path in target.rglob("*") if path.is_file())
     print(f"{args.action}ed {target} ({size / 2**20:.1f} MiB)")
+    if args.action == "pack" and size > COMMIT_LIMIT_BYTES:
+        print(f"{size / 1e6:.0f} MB is over the {COMMIT_LIMIT_BYTES / 1e6:.0f} MB a committed resume state may take "
+              "(CONTRIBUTING.md): keep this one outside git.")
     return 0
 
 

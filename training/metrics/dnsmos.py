@@ -131,8 +131,8 @@ class Dnsmos(evaluate.Metric):
         check_sampling_rate(sampling_rate, "dnsmos")
         if predictions is None or len(predictions) == 0:
             raise ValueError("dnsmos got no predictions to score (a list of 1-D 16 kHz signals)")
-        session = self._session_for()
-        input_name = session.get_inputs()[0].name
+        model = self._session_for()
+        input_name = model.get_inputs()[0].name
         per_item = {"sig": [], "bak": [], "ovrl": []}
         for index, prediction in enumerate(predictions):
             try:
@@ -140,7 +140,7 @@ class Dnsmos(evaluate.Metric):
             except ValueError as error:
                 raise ValueError(f"dnsmos, item {index}: {error}") from None
             # [N, 3]: sig, bak, ovrl of each window before the polynomial fits
-            raw = np.concatenate([session.run(None, {input_name: chunk})[0] for chunk in windows(audio)])
+            raw = np.concatenate([model.run(None, {input_name: chunk})[0] for chunk in windows(audio)])
             per_item["sig"].append(float(np.mean(SIG_FIT(raw[:, 0]))))
             per_item["bak"].append(float(np.mean(BAK_FIT(raw[:, 1]))))
             per_item["ovrl"].append(float(np.mean(OVRL_FIT(raw[:, 2]))))
