@@ -14,8 +14,8 @@ import pytest
 from tests.conftest import REPO
 
 SUBPACKAGES = ["lmcodec", "lmcodec.processing", "lmcodec.training", "lmcodec.training.metrics", "lmcodec.hub_cards",
-               "lmcodec.cli"]
-SOURCES = ["pyproject.toml", "README.md", "modeling_lmcodec", "processing", "training", "hub_cards"]
+               "lmcodec.cli", "lmcodec.runtime", "lmcodec.runtime.fine_lm"]
+SOURCES = ["pyproject.toml", "README.md", "modeling_lmcodec", "processing", "training", "hub_cards", "runtime"]
 
 
 @pytest.mark.slow
