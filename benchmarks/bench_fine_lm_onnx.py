@@ -2,8 +2,8 @@
 
 Codes of real speech: the first LibriSpeech test-other recordings, concatenated to at least `--seconds` of audio,
 encoded by the bundled default with 3 levels (the first Nc levels feed each operating point). Per operating point:
-time of one `push` over all frames (median of `--repeats`, both in this process, alternating), as RTF and ms per
-frame; greedy code agreement ONNX vs torch (all fine codes, and frames whose fine codes all agree); the largest
+time of one `push_latent` over all frames (median of `--repeats`, both in this process, alternating), wall clock
+as RTF and ms per frame and this process's CPU time per frame (steadier on a shared machine); greedy code agreement ONNX vs torch (all fine codes, and frames whose fine codes all agree); the largest
 |difference| of the "expected" latent.
 
     .venv/bin/python benchmarks/bench_fine_lm_onnx.py [--speech-dir ../shared/data/speech] [--out results.json]
@@ -48,13 +48,11 @@ def speech_codes(model, folder: Path, seconds: float) -> tuple[torch.Tensor, flo
     return codes, len(audio) / model.config.sampling_rate, names
 
 
-def timed(function, repeats: int) -> tuple[float, object]:
-    times, result = [], None
-    for _ in range(repeats):
-        start = time.perf_counter()
-        result = function()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), result
+def timed(function) -> tuple[float, float, object]:
+    """(wall seconds, this process's CPU seconds, result) of one call."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    result = function()
+    return time.perf_counter() - wall, time.process_time() - cpu, result
 
 
 def main() -> None:
@@ -70,7 +68,8 @@ def main() -> None:
     model = lmcodec.LMCodecModel.from_pretrained(checkpoint).float().eval()
     codes, duration, names = speech_codes(model, Path(args.speech_dir) / "librispeech-test-other", args.seconds)
     frames = codes.shape[-1]
-    report = {"audio_seconds": round(duration, 3), "frames": frames, "files": names, "threads": 1,
+    report = {"load_average_at_start": os.getloadavg()[0], "audio_seconds": round(duration, 3), "frames": frames,
+              "files": names, "threads": 1,
               "repeats": args.repeats, "sync_frames": model.config.sync_frames, "torch": torch.__version__,
               "onnxruntime": __import__("onnxruntime").__version__, "operating_points": {}}
     with tempfile.TemporaryDirectory() as folder:
@@ -83,34 +82,38 @@ def main() -> None:
             lm = OnnxFineLM.from_directory(folder, nc, weights_path=checkpoint / "model.safetensors", threads=1)
             session_seconds = time.perf_counter() - start
             row = {"session_seconds": round(session_seconds, 3)}
-            for mode in ("greedy", "expected"):
-                expected = mode == "expected"
-                torch_times, onnx_times = [], []
-                for _ in range(args.repeats):  # alternate, so both see the same machine state
-                    seconds, (torch_codes, torch_latent) = timed(
-                        lambda: model.fine_code_generator(nc, expected=expected).push_latent(coarse), 1)
-                    torch_times.append(seconds)
-                    seconds, (onnx_codes, onnx_latent) = timed(
-                        lambda: OnnxFineCodeGenerator(lm, mode=mode).push_latent(coarse[0].numpy()), 1)
-                    onnx_times.append(seconds)
-                torch_seconds, onnx_seconds = statistics.median(torch_times), statistics.median(onnx_times)
-                fine_torch, fine_onnx = torch_codes[0, nc:].numpy(), onnx_codes[nc:]
-                agree = fine_torch == fine_onnx
-                row[mode] = {
-                    "torch_rtf": round(torch_seconds / duration, 4), "onnx_rtf": round(onnx_seconds / duration, 4),
-                    "torch_ms_per_frame": round(1000 * torch_seconds / frames, 3),
-                    "onnx_ms_per_frame": round(1000 * onnx_seconds / frames, 3),
-                    "speedup": round(torch_seconds / onnx_seconds, 2),
-                    "code_agreement": round(float(agree.mean()), 5),
-                    "frame_agreement": round(float(agree.all(axis=0).mean()), 5),
-                    "first_disagreeing_frame": int(np.argmin(agree.all(axis=0))) if not agree.all() else None,
-                    "max_abs_latent_difference": float(np.abs(onnx_latent - torch_latent[0].numpy()).max()),
-                }
-                print(f"Nc={nc} {mode:8s} torch {row[mode]['torch_ms_per_frame']:.3f} ms/frame (RTF "
-                      f"{row[mode]['torch_rtf']:.4f})  onnx {row[mode]['onnx_ms_per_frame']:.3f} ms/frame (RTF "
-                      f"{row[mode]['onnx_rtf']:.4f})  agreement {row[mode]['code_agreement']:.4f} codes, "
-                      f"{row[mode]['frame_agreement']:.4f} frames  max|Δlatent| "
-                      f"{row[mode]['max_abs_latent_difference']:.2e}", flush=True)
+            for mode in ("greedy", "expected", "sample"):
+                expected, sampled = mode == "expected", mode == "sample"
+                times = {"torch": [], "onnx": []}
+                for _ in range(args.repeats):  # alternating, so both see the same machine state
+                    *seconds, (torch_codes, torch_latent) = timed(lambda: model.fine_code_generator(
+                        nc, expected=expected, do_sample=sampled, seed=0).push_latent(coarse))
+                    times["torch"].append(seconds)
+                    *seconds, (onnx_codes, onnx_latent) = timed(lambda: OnnxFineCodeGenerator(
+                        lm, mode=mode, seed=0).push_latent(coarse[0].numpy()))
+                    times["onnx"].append(seconds)
+                entry = {}
+                for side, pairs in times.items():
+                    wall = statistics.median(pair[0] for pair in pairs)
+                    cpu = statistics.median(pair[1] for pair in pairs)
+                    entry[f"{side}_rtf"] = round(wall / duration, 4)
+                    entry[f"{side}_ms_per_frame"] = round(1000 * wall / frames, 3)
+                    entry[f"{side}_cpu_ms_per_frame"] = round(1000 * cpu / frames, 3)
+                entry["speedup_wall"] = round(entry["torch_rtf"] / entry["onnx_rtf"], 2)
+                entry["speedup_cpu"] = round(entry["torch_cpu_ms_per_frame"] / entry["onnx_cpu_ms_per_frame"], 2)
+                if not sampled:  # sampled codes come from different random generators: no agreement expected
+                    agree = torch_codes[0, nc:].numpy() == onnx_codes[nc:]
+                    entry["code_agreement"] = round(float(agree.mean()), 5)
+                    entry["frame_agreement"] = round(float(agree.all(axis=0).mean()), 5)
+                    entry["first_disagreeing_frame"] = None if agree.all() else int(np.argmin(agree.all(axis=0)))
+                    entry["max_abs_latent_difference"] = float(np.abs(onnx_latent - torch_latent[0].numpy()).max())
+                row[mode] = entry
+                print(f"Nc={nc} {mode:8s} ms/frame wall (cpu): torch {entry['torch_ms_per_frame']:.3f} "
+                      f"({entry['torch_cpu_ms_per_frame']:.3f})  onnx {entry['onnx_ms_per_frame']:.3f} "
+                      f"({entry['onnx_cpu_ms_per_frame']:.3f})  RTF torch {entry['torch_rtf']:.4f} onnx "
+                      f"{entry['onnx_rtf']:.4f}" + ("" if sampled else f"  agreement {entry['code_agreement']:.4f}"
+                                                   f"  max|dlatent| {entry['max_abs_latent_difference']:.2e}"),
+                      flush=True)
             report["operating_points"][str(nc)] = row
     text = json.dumps(report, indent=1)
     if args.out:

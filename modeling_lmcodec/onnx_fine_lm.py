@@ -17,13 +17,14 @@ with one uniform number per fine level supplied by the caller.
 | `uniforms` | float32 `[Nq - Nc]` | one number in [0, 1) per fine level (sampling only) |
 | `temperature` | float32 `[]` | sampling temperature (> 0) |
 | `greedy` | bool `[]` | true: argmax codes (the uniforms are ignored) |
+| `compute_expected` | bool `[]` | false: skip the expected latent (`expected_fine_latent` is then zeros) |
 
 | output | type, shape | meaning |
 |---|---|---|
 | `codes` | int64 `[Nq]` | all levels of the frame (coarse copied, fine chosen) |
 | `latent` | float32 `[D]` | sum of the codebook vectors of `codes` |
 | `coarse_latent` | float32 `[D]` | sum of the coarse levels' codebook vectors |
-| `expected_fine_latent` | float32 `[D]` | sum over fine levels of `softmax(logits) @ codebook` ("expected" decoding) |
+| `expected_fine_latent` | float32 `[D]` | sum over fine levels of `softmax(logits) @ codebook` ("expected" decoding; zeros unless `compute_expected`) |
 | `new_keys`, `new_values` | float32 `[n_layer, n_head, 1, head_dim]` | this frame's keys/values: store them at slot `position` |
 
 S (the buffer length) is dynamic; a driver allocates `sync_frames` slots (at most `n_positions`) and writes each
@@ -58,14 +59,35 @@ STRIPPED_LOCATION = "weights-not-embedded--supplied-at-session-creation"
 GRAPH_FORMAT = "lmcodec-fine-lm-step"
 GRAPH_VERSION = 1
 MANIFEST_NAME = "fine_lm_onnx.json"
+MAX_CONSTANT_VALUES = 16  # larger tensors in the graph file must be checkpoint weights (stripped)
 
 INPUTS = ("coarse_codes", "previous_fine_codes", "past_keys", "past_values", "position", "uniforms", "temperature",
-          "greedy")
+          "greedy", "compute_expected")
 OUTPUTS = ("codes", "latent", "coarse_latent", "expected_fine_latent", "new_keys", "new_values")
 
 
 def graph_file_name(num_coarse: int) -> str:
     return f"fine_lm_step_nc{num_coarse}.onnx"
+
+
+def _argmax(logits: torch.Tensor, uniform: torch.Tensor, temperature: torch.Tensor) -> torch.Tensor:
+    return torch.argmax(logits, dim=-1, keepdim=True)
+
+
+def _inverse_cdf_sample(logits: torch.Tensor, uniform: torch.Tensor, temperature: torch.Tensor) -> torch.Tensor:
+    """The first code whose cumulative probability under `softmax(logits / temperature)` exceeds `uniform` (in
+    [0, 1), scaled by the total so rounding cannot run past the end): a draw from that distribution."""
+    cdf = torch.cumsum(torch.softmax(logits / temperature, dim=-1), dim=-1)
+    drawn = (cdf <= uniform * cdf[-1]).to(torch.long).sum(dim=-1, keepdim=True)
+    return torch.clamp(drawn, max=logits.shape[-1] - 1)
+
+
+def _expected_vector(logits: torch.Tensor, codebook: torch.Tensor) -> torch.Tensor:
+    return torch.softmax(logits, dim=-1) @ codebook
+
+
+def _zero_vector(logits: torch.Tensor, codebook: torch.Tensor) -> torch.Tensor:
+    return torch.zeros(codebook.shape[-1], dtype=codebook.dtype)
 
 
 class FineLMStep(nn.Module):
@@ -111,7 +133,7 @@ class FineLMStep(nn.Module):
         return output, key, value
 
     def forward(self, coarse_codes, previous_fine_codes, past_keys, past_values, position, uniforms, temperature,
-                greedy):
+                greedy, compute_expected):
         lm = self.fine_lm
         books = self.quantizer.codebooks
         nc, nq = self.num_coarse, self.num_quantizers
@@ -143,12 +165,9 @@ class FineLMStep(nn.Module):
         expected = torch.zeros(books.shape[-1], dtype=books.dtype)
         for index, level in enumerate(range(nc, nq)):
             logits = lm.level_logits(conditioned, level)[0]  # [K]
-            best = torch.argmax(logits, dim=-1, keepdim=True)
-            cdf = torch.cumsum(torch.softmax(logits / temperature, dim=-1), dim=-1)
-            threshold = uniforms[index] * cdf[-1]
-            drawn = torch.clamp((cdf <= threshold).to(torch.long).sum(dim=-1, keepdim=True), max=logits.shape[-1] - 1)
-            code = torch.where(greedy, best, drawn)  # [1]
-            expected = expected + torch.softmax(logits, dim=-1) @ books[level]
+            # Each choice is an ONNX `If`: the branch not taken costs nothing (about 2 µs per If).
+            code = torch.cond(greedy, _argmax, _inverse_cdf_sample, (logits, uniforms[index], temperature))  # [1]
+            expected = expected + torch.cond(compute_expected, _expected_vector, _zero_vector, (logits, books[level]))
             if level < nq - 1:
                 conditioned = lm.condition(conditioned, level, code, books)
             codes.append(code)
@@ -162,7 +181,7 @@ class FineLMStep(nn.Module):
         cache = torch.zeros(self.num_layers, self.num_heads, past_length, self.head_dim)
         return (torch.zeros(self.num_coarse, dtype=torch.long), torch.zeros(fine, dtype=torch.long), cache,
                 cache.clone(), torch.tensor(1, dtype=torch.long), torch.full((fine,), 0.5), torch.tensor(1.0),
-                torch.tensor(True))
+                torch.tensor(True), torch.tensor(True))
 
 
 def weight_digest(array: np.ndarray) -> str:
@@ -181,42 +200,61 @@ def _value_info(value) -> dict:
 
 def _drop_trace_metadata(proto) -> None:
     """Remove the exporter's per-node stack traces and names (local paths, most of the file's size)."""
-    for node in proto.graph.node:
-        del node.metadata_props[:]
-        node.doc_string = ""
-    for value in list(proto.graph.value_info) + list(proto.graph.input) + list(proto.graph.output):
-        del value.metadata_props[:]
-    for initializer in proto.graph.initializer:
-        del initializer.metadata_props[:]
+    for graph in _graphs(proto.graph):
+        for node in graph.node:
+            del node.metadata_props[:]
+            node.doc_string = ""
+        for value in list(graph.value_info) + list(graph.input) + list(graph.output):
+            del value.metadata_props[:]
+        for initializer in graph.initializer:
+            del initializer.metadata_props[:]
     del proto.metadata_props[:]
     proto.doc_string = ""
 
 
+def _graphs(graph):
+    """`graph` and every subgraph (the branches of `If` nodes), depth first."""
+    yield graph
+    for node in graph.node:
+        for attribute in node.attribute:
+            if attribute.g.ByteSize():
+                yield from _graphs(attribute.g)
+            for subgraph in attribute.graphs:
+                yield from _graphs(subgraph)
+
+
 def _strip_weights(proto, weight_names: set[str]) -> list[str]:
-    """Replace the initializers named after checkpoint keys by external-data stubs; refuse derived weights."""
-    from onnx import TensorProto, numpy_helper
+    """Replace the initializers named after checkpoint keys by external-data stubs; refuse any other tensor of more
+    than a few values (a weight the exporter derived by folding, transposing or slicing would hide there)."""
+    from onnx import AttributeProto, TensorProto
 
     stripped = []
-    for initializer in proto.graph.initializer:
-        if initializer.name in weight_names:
-            if initializer.data_type != TensorProto.FLOAT:
-                raise LMCodecError(f"weight {initializer.name} exported as ONNX type {initializer.data_type}, "
-                                   "not float32; export a float32 model.")
-            dims = list(initializer.dims)
-            initializer.ClearField("raw_data")
-            initializer.ClearField("float_data")
-            initializer.data_location = TensorProto.EXTERNAL
-            del initializer.external_data[:]
-            length = 4 * int(np.prod(dims, dtype=np.int64))
-            for key, value in (("location", STRIPPED_LOCATION), ("offset", "0"), ("length", str(length))):
-                entry = initializer.external_data.add()
-                entry.key, entry.value = key, value
-            stripped.append(initializer.name)
-        else:
-            size = int(np.prod(numpy_helper.to_array(initializer).shape, dtype=np.int64))
-            if size > 16:  # a weight the exporter derived (folded, transposed, sliced) would be embedded
-                raise LMCodecError(f"the exported graph holds an initializer {initializer.name!r} of {size} values "
-                                   "that is not a checkpoint weight; the exporter folded a weight into a new tensor.")
+    for graph in _graphs(proto.graph):
+        for initializer in graph.initializer:
+            if initializer.name in weight_names and graph is proto.graph:
+                if initializer.data_type != TensorProto.FLOAT:
+                    raise LMCodecError(f"weight {initializer.name} exported as ONNX type {initializer.data_type}, "
+                                       "not float32; export a float32 model.")
+                dims = list(initializer.dims)
+                initializer.ClearField("raw_data")
+                initializer.ClearField("float_data")
+                initializer.data_location = TensorProto.EXTERNAL
+                del initializer.external_data[:]
+                length = 4 * int(np.prod(dims, dtype=np.int64))
+                for key, value in (("location", STRIPPED_LOCATION), ("offset", "0"), ("length", str(length))):
+                    entry = initializer.external_data.add()
+                    entry.key, entry.value = key, value
+                stripped.append(initializer.name)
+            elif np.prod(initializer.dims, dtype=np.int64) > MAX_CONSTANT_VALUES:
+                raise LMCodecError(f"the exported graph holds a tensor {initializer.name!r} of shape "
+                                   f"{list(initializer.dims)} that is not a checkpoint weight; the exporter derived "
+                                   "it from a weight (folded, transposed or sliced).")
+        for node in graph.node:
+            for attribute in node.attribute:
+                if attribute.type == AttributeProto.TENSOR and np.prod(attribute.t.dims,
+                                                                       dtype=np.int64) > MAX_CONSTANT_VALUES:
+                    raise LMCodecError(f"the exported graph's node {node.name!r} holds a constant of shape "
+                                       f"{list(attribute.t.dims)}; the exporter folded a weight into it.")
     return stripped
 
 
@@ -226,7 +264,8 @@ def export_fine_lm_onnx(model, out_dir: str | os.PathLike, num_coarse: int | Non
     `fine_lm_onnx.json` (the returned description). The model must be the float32 model whose weights the
     checkpoint's `model.safetensors` holds (float16 storage casts to the same float32 values).
 
-    Returns `{"format", "version", "opset", "graphs": [{"file", "num_coarse", "inputs", "outputs", "weights"}],
+    Returns `{"format", "version", "opset", "graphs": [{"file", "num_coarse", "sha256", "inputs", "outputs",
+    "weights"}],
     "weights": {key: {"shape", "sha256"}}, ...}`: each graph's inputs and outputs with dtypes and shapes (S is the
     symbolic key/value buffer length), the safetensors keys it needs and a sha256 of each (see `weight_digest`)."""
     try:
@@ -280,6 +319,7 @@ def export_fine_lm_onnx(model, out_dir: str | os.PathLike, num_coarse: int | Non
             name = graph_file_name(point)
             onnx.save_model(proto, str(out_dir / name), save_as_external_data=False)
             graphs.append({"file": name, "num_coarse": point,
+                           "sha256": hashlib.sha256((out_dir / name).read_bytes()).hexdigest(),
                            "inputs": [_value_info(value) for value in proto.graph.input],
                            "outputs": [_value_info(value) for value in proto.graph.output],
                            "weights": sorted(needed)})

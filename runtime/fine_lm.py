@@ -104,6 +104,9 @@ class OnnxFineLM:
         if not graph_path.is_file():
             raise FineLMError(f"fine-LM graph not found: {graph_path}; run export_fine_lm_onnx first.")
         self.graph = entries[0]
+        if verify and "sha256" in self.graph and hashlib.sha256(graph_path.read_bytes()).hexdigest() != \
+                self.graph["sha256"]:
+            raise FineLMError(f"{graph_path} differs from the graph its description lists (sha256); re-export it.")
         self.num_coarse = num_coarse
         self.num_quantizers = description["num_quantizers"]
         self.codebook_dim = description["codebook_dim"]
@@ -189,6 +192,7 @@ class OnnxFineCodeGenerator:
             "uniforms": np.zeros(fine, dtype=np.float32),
             "temperature": np.array(temperature, dtype=np.float32),
             "greedy": np.array(mode != "sample"),
+            "compute_expected": np.array(mode == "expected"),
         }
 
     def _check(self, coarse_codes) -> np.ndarray:

@@ -19,7 +19,7 @@ pytest.importorskip("onnxscript")
 ort = pytest.importorskip("onnxruntime")
 
 import lmcodec  # noqa: E402
-from lmcodec.onnx_fine_lm import STRIPPED_LOCATION, export_fine_lm_onnx, graph_file_name  # noqa: E402
+from lmcodec.onnx_fine_lm import STRIPPED_LOCATION, _graphs, export_fine_lm_onnx, graph_file_name  # noqa: E402
 from lmcodec.runtime.fine_lm import (  # noqa: E402
     FineLMError,
     OnnxFineCodeGenerator,
@@ -157,12 +157,12 @@ def test_weights_are_not_embedded_and_are_supplied_from_safetensors(exported, tm
             assert initializer.data_location == onnx.TensorProto.EXTERNAL and not initializer.raw_data
             assert {entry.key: entry.value for entry in initializer.external_data}["location"] == STRIPPED_LOCATION
             assert list(initializer.dims) == list(stored[initializer.name].shape)
-        for node in proto.graph.node:  # nor hidden in Constant nodes
-            for attribute in node.attribute:
-                if attribute.type == onnx.AttributeProto.TENSOR:
-                    assert np.prod(attribute.t.dims) <= 16, node.name
-        weight_bytes = sum(stored[name].nbytes for name in names)
-        assert (folder / graph["file"]).stat().st_size < weight_bytes / 2
+        for subgraph in _graphs(proto.graph):  # nor hidden in constants, in the graph or in its If branches
+            assert subgraph is proto.graph or not subgraph.initializer
+            for node in subgraph.node:
+                for attribute in node.attribute:
+                    if attribute.type == onnx.AttributeProto.TENSOR:
+                        assert np.prod(attribute.t.dims) <= 16, node.name
     for key, entry in description["weights"].items():
         assert entry["shape"] == list(stored[key].shape) and len(entry["sha256"]) == 64
 
@@ -238,6 +238,8 @@ def test_default_checkpoint_on_real_speech(tmp_path):
     audio, _ = soundfile.read(path, dtype="float32")
     coarse = model.encode(torch.from_numpy(audio[: 16000 * 3])[None, None], num_quantizers=3).audio_codes
     export_fine_lm_onnx(model, tmp_path, num_coarse=3)
+    weight_bytes = sum(4 * parameter.numel() for parameter in model.fine_lm.parameters())
+    assert (tmp_path / "fine_lm_step_nc3.onnx").stat().st_size < weight_bytes / 20
     lm = OnnxFineLM.from_directory(tmp_path, 3, weights_path=Path(lmcodec.DEFAULT_CHECKPOINT) / "model.safetensors")
     torch_codes, torch_latent = model.fine_code_generator(3, sync_frames=100, expected=True).push_latent(coarse)
     codes, latent = OnnxFineCodeGenerator(lm, mode="expected", sync_frames=100).push_latent(coarse[0].numpy())
