@@ -16,7 +16,7 @@ import pytest
 from tests.conftest import REPO
 
 SUBPACKAGES = ["lmcodec", "lmcodec.processing", "lmcodec.runtime", "lmcodec.training", "lmcodec.training.metrics",
-               "lmcodec.hub_cards", "lmcodec.cli", "lmcodec.runtime.graphs"]
+               "lmcodec.hub_cards", "lmcodec.cli", "lmcodec.runtime.graphs", "lmcodec.runtime.fine_lm"]
 SOURCES = ["pyproject.toml", "README.md", "modeling_lmcodec", "processing", "runtime", "training", "hub_cards"]
 # What setuptools prints when the project's configuration is out of date or incomplete.
 CONFIGURATION_WARNINGS = ["BuildBackendWarning", "SetuptoolsDeprecationWarning", "Package would be ignored",
