@@ -6,7 +6,7 @@ time of one `push_latent` over all frames (median of `--repeats`, both in this p
 as RTF and ms per frame and this process's CPU time per frame (steadier on a shared machine); greedy code agreement ONNX vs torch (all fine codes, and frames whose fine codes all agree); the largest
 |difference| of the "expected" latent.
 
-    .venv/bin/python benchmarks/bench_fine_lm_onnx.py [--speech-dir ../shared/data/speech] [--out results.json]
+    .venv/bin/python benchmarks/bench_fine_lm_onnx.py [--speech-dir data/speech] [--out results.json]
 """
 
 from __future__ import annotations

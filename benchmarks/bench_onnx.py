@@ -8,7 +8,7 @@ Prints (one torch thread, one onnxruntime thread):
 - how often the ONNX encoder's codes equal torch's on every librispeech-test-other file (frames whose 12 levels all
   agree, and whose first 3 agree), and the largest audio difference of the two decoders from the same codes.
 
-    python benchmarks/bench_onnx.py [--speech-dir ../shared/data/speech] [--checkpoint DIR] [--seconds 30]
+    python benchmarks/bench_onnx.py [--speech-dir data/speech] [--checkpoint DIR] [--seconds 30]
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 `export_onnx(model, out_dir)` writes `encoder_step.onnx`, `decoder_step.onnx` and `manifest.json` (float32, batch 1,
 opset 18). The graphs hold no checkpoint weights: every weight initializer is named after its `model.safetensors` key
 and marked as external data at a location that does not exist (`WEIGHTS_LOCATION`); the runtime
-(`lmcodec.runtime.graphs`) supplies the weights, cast to float32, when it creates the sessions. Only computed
+(`lmcodec.runtime.graphs`) supplies the weights, cast to float32, when it creates the InferenceSessions. Only computed
 constants (DFT bases with the analysis / synthesis windows folded in, the noise-phase table) stay embedded.
 
 Complex tensors do not export, so the STFT and inverse STFT are rewritten here as real matrix products with DFT bases;
@@ -74,7 +74,7 @@ def dft_tables(length: int) -> tuple[torch.Tensor, torch.Tensor]:
 
 def _dft_index(bins: int, length: int) -> torch.Tensor:
     """`[bins, length]` int64 `(k * t) mod length`: where the DFT's `exp(-2 pi i k t / length)` sits in the tables.
-    Built with arange in the graph (onnxruntime folds it at session creation), so no large constant is stored."""
+    Built with arange in the graph (onnxruntime folds it at InferenceSession creation), so no large constant is stored."""
     k = torch.arange(bins, dtype=torch.int64)
     t = torch.arange(length, dtype=torch.int64)
     return (k[:, None] * t[None, :]) % length
@@ -356,8 +356,9 @@ def _save(proto, path: Path, graph: str, fingerprint: str) -> None:
 
 @torch.no_grad()
 def export_onnx(model, out_dir: str | Path) -> list[Path]:
-    """Write `encoder_step.onnx`, `decoder_step.onnx` and `manifest.json` for `model` into `out_dir` (normally
-    `CHECKPOINT/onnx`, beside the `model.safetensors` whose weights the graphs name). Returns the written paths."""
+    """Write `encoder_step.onnx`, `decoder_step.onnx` and `manifest.json`, and the fine LM's step graphs with
+    `fine_lm_onnx.json`, for `model` into `out_dir` (normally `CHECKPOINT/onnx`, beside the `model.safetensors`
+    whose weights the graphs name). Returns the written paths."""
     from lmcodec.runtime.graphs import DECODER, ENCODER, FORMAT, FORMAT_VERSION, MANIFEST_NAME, weights_fingerprint
 
     config = model.config
@@ -443,6 +444,11 @@ def export_onnx(model, out_dir: str | Path) -> list[Path]:
     temporary.write_text(_manifest_json(manifest))
     temporary.replace(manifest_path)
     paths.append(manifest_path)
+    from .onnx_fine_lm import export_fine_lm_onnx  # the fine LM's step graphs, one per operating point
+
+    description = export_fine_lm_onnx(model, out)
+    paths.extend(out / graph["file"] for graph in description["graphs"])
+    paths.append(out / "fine_lm_onnx.json")
     return paths
 
 
@@ -452,6 +458,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("checkpoint", help="checkpoint folder (config.json, model.safetensors)")
     parser.add_argument("out", nargs="?", help="output folder (default: CHECKPOINT/onnx)")
     args = parser.parse_args(argv)
+    import importlib.util
+
+    missing = [name for name in ("onnx", "onnxscript") if importlib.util.find_spec(name) is None]
+    if missing:
+        raise LMCodecError(f"export-onnx needs {' and '.join(missing)}; install them with "
+                           "pip install 'lmcodec[export]'.")
     from lmcodec.runtime.graphs import ONNX_FOLDER
 
     from .modeling_lmcodec import LMCodecModel

@@ -33,7 +33,7 @@ probability exactly 0, so the attention equals torch's over the `position + 1` f
 
 Weights are not in the file. Each initializer is named after its key in the checkpoint's `model.safetensors`
 (`fine_lm.*`, `quantizer.codebooks`) and stored as an external-data stub (dtype float32, true shape, location
-`STRIPPED_LOCATION`, a file that never exists, so a session created without the weights fails instead of reading
+`STRIPPED_LOCATION`, a file that never exists, so an InferenceSession created without the weights fails instead of reading
 garbage). The runtime supplies them with `SessionOptions.add_external_initializers` (onnxruntime checks name, shape
 and dtype). `SessionOptions.add_initializer` cannot serve here: it only overrides initializers whose data the file
 holds, and onnxruntime validates an external-data path before any override.
@@ -55,7 +55,7 @@ from .errors import LMCodecError
 from .frame_lm import level_roles
 
 OPSET = 18
-STRIPPED_LOCATION = "weights-not-embedded--supplied-at-session-creation"
+STRIPPED_LOCATION = "weights-not-embedded--supplied-when-the-InferenceSession-is-created"
 GRAPH_FORMAT = "lmcodec-fine-lm-step"
 GRAPH_VERSION = 1
 MANIFEST_NAME = "fine_lm_onnx.json"

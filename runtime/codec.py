@@ -132,6 +132,7 @@ class RuntimeCodec:
         self.settings = CodecSettings.from_config(config)
         self._integer_buffers = integer_buffers
         self._engine = IntegerEntropyModel(integer_model_tensors(integer_buffers)) if integer_buffers else None
+        self._fine_lms: dict = {}  # num_coarse → OnnxFineLM, loaded on first use
 
     # ------------------------------------------------------------------ the backend interface (compression.py)
     @property
@@ -171,12 +172,23 @@ class RuntimeCodec:
 
     def fine_code_generator(self, num_coarse: int, sync_frames: int, fine_decoding: str, seed: int,
                             start_frame: int = 0):
-        """The fine LM graph's generator for `fine_decoding` ("expected", "greedy" or "sample")."""
-        fine = getattr(self.graphs, "fine_lm", None)
-        if fine is None:
-            raise LMCodecError(f"fine_decoding {fine_decoding!r} needs the fine LM, which this checkpoint's ONNX graphs "
-                               f"do not include; decode with fine_decoding='coarse-only' or {TORCH_ONLY_HINT}.")
-        return fine.generator(num_coarse, sync_frames, fine_decoding, seed, start_frame)
+        """The fine LM graph's generator for `fine_decoding` ("expected", "greedy" or "sample"), seeded as the torch
+        model's (its sampled codes follow numpy's generator, so they differ from torch's; the bits do not)."""
+        from lmcodec.threads import coding_threads
+
+        from .fine_lm import MANIFEST_NAME, OnnxFineCodeGenerator, OnnxFineLM
+
+        onnx_dir = Path(self.checkpoint) / "onnx"
+        if not (onnx_dir / MANIFEST_NAME).is_file():
+            raise LMCodecError(f"fine_decoding {fine_decoding!r} needs the fine LM's graphs, which {onnx_dir} lacks; "
+                               f"re-export with `lmcodec export-onnx {self.checkpoint}`, decode with "
+                               f"fine_decoding='coarse-only', or {TORCH_ONLY_HINT}.")
+        if num_coarse not in self._fine_lms:
+            self._fine_lms[num_coarse] = OnnxFineLM.from_directory(
+                onnx_dir, num_coarse, weights_path=Path(self.checkpoint) / "model.safetensors",
+                threads=coding_threads())
+        return OnnxFineCodeGenerator(self._fine_lms[num_coarse], mode=fine_decoding, sync_frames=sync_frames,
+                                     seed=seed, start_frame=start_frame)
 
     # ------------------------------------------------------------------ the coding API
     def compress(self, audio, sampling_rate: int = SAMPLING_RATE, num_coarse_quantizers: int | None = None,

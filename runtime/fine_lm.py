@@ -16,7 +16,7 @@ latent in which each fine level contributes the probability-weighted mean of its
 "coarse-only" decoding no fine LM runs: `latent_of_codes(codebooks, coarse)`.
 
 Weights come from the checkpoint's `model.safetensors` (float16 or float32 storage, cast to float32), checked
-against the sha256 digests the export recorded, and enter the session through
+against the sha256 digests the export recorded, and enter the InferenceSession through
 `SessionOptions.add_external_initializers` (the graph file holds only stubs named after the safetensors keys).
 """
 
@@ -31,12 +31,14 @@ import numpy as np
 import onnxruntime as ort
 from safetensors import safe_open
 
+from lmcodec.errors import LMCodecError
+
 MANIFEST_NAME = "fine_lm_onnx.json"
 GRAPH_FORMAT = "lmcodec-fine-lm-step"
 MODES = ("greedy", "sample", "expected")
 
 
-class FineLMError(ValueError):
+class FineLMError(LMCodecError):
     """Bad input, missing or mismatched files: a one-line message naming the problem and the fix."""
 
 
@@ -86,7 +88,7 @@ def session_options(threads: int = 1) -> ort.SessionOptions:
 
 
 class OnnxFineLM:
-    """The fine-LM step graph of one operating point in an onnxruntime session, with its weights.
+    """The fine-LM step graph of one operating point in an onnxruntime inference_session, with its weights.
 
     description: the export's description (`fine_lm_onnx.json`): its `graphs` entry for `num_coarse` names the file
     and the weight keys, `weights` holds their sha256."""
@@ -121,9 +123,9 @@ class OnnxFineLM:
         options = session_options(threads)
         values = [ort.OrtValue.ortvalue_from_numpy(weights[key]) for key in keys]
         options.add_external_initializers(keys, values)
-        self.session = ort.InferenceSession(str(graph_path), options, providers=["CPUExecutionProvider"])
+        self.inference_session = ort.InferenceSession(str(graph_path), options, providers=["CPUExecutionProvider"])
         del values
-        self.output_names = [output.name for output in self.session.get_outputs()]
+        self.output_names = [output.name for output in self.inference_session.get_outputs()]
 
     @classmethod
     def from_directory(cls, onnx_dir: str | os.PathLike, num_coarse: int,
@@ -145,7 +147,7 @@ class OnnxFineLM:
         return cls(onnx_dir / files[num_coarse], weights, description, num_coarse, threads, verify)
 
     def step(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        return dict(zip(self.output_names, self.session.run(self.output_names, feeds)))
+        return dict(zip(self.output_names, self.inference_session.run(self.output_names, feeds)))
 
 
 class OnnxFineCodeGenerator:
