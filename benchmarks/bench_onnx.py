@@ -8,7 +8,9 @@ Prints (one torch thread, one onnxruntime thread):
 - how often the ONNX encoder's codes equal torch's on every librispeech-test-other file (frames whose 12 levels all
   agree, and whose first 3 agree), and the largest audio difference of the two decoders from the same codes.
 
-    python benchmarks/bench_onnx.py [--speech-dir data/speech] [--checkpoint DIR] [--seconds 30]
+    python benchmarks/bench_onnx.py [--speech-dir DATA/speech] [--checkpoint DIR] [--seconds 30]
+
+DATA is the data root described in training/data_sources.md (default: data/ in the repository).
 """
 
 from __future__ import annotations
@@ -94,12 +96,12 @@ def timed(function) -> float:
 
 def child(script: str, *args: str) -> dict:
     result = subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True, check=True)
-    return eval(result.stdout.strip().splitlines()[-1])  # noqa: S307 - our own child's dict
+    return eval(result.stdout.strip().splitlines()[-1])
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--speech-dir", default=str(REPO.parent / "shared" / "data" / "speech"))
+    parser.add_argument("--speech-dir", default=str(REPO / "data" / "speech"))
     parser.add_argument("--checkpoint", default=str(REPO / "modeling_lmcodec" / "default_checkpoint"))
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--repeats", type=int, default=3)

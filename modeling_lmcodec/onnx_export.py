@@ -74,7 +74,8 @@ def dft_tables(length: int) -> tuple[torch.Tensor, torch.Tensor]:
 
 def _dft_index(bins: int, length: int) -> torch.Tensor:
     """`[bins, length]` int64 `(k * t) mod length`: where the DFT's `exp(-2 pi i k t / length)` sits in the tables.
-    Built with arange in the graph (onnxruntime folds it at InferenceSession creation), so no large constant is stored."""
+    Built with arange in the graph (folded once when the InferenceSession is created), so no large constant is
+    stored."""
     k = torch.arange(bins, dtype=torch.int64)
     t = torch.arange(length, dtype=torch.int64)
     return (k[:, None] * t[None, :]) % length
@@ -146,7 +147,8 @@ class EncoderStepExport(nn.Module):
         hidden, stft_states = _stack(encoder.stft_layers, encoder.input_projection(features),
                                      list(states[1 : 1 + stft_count]))
         batch, steps, channels = hidden.shape
-        hidden = encoder.downsample(hidden.reshape(batch, steps // encoder.downsampling, encoder.downsampling * channels))
+        factor = encoder.downsampling
+        hidden = encoder.downsample(hidden.reshape(batch, steps // factor, factor * channels))
         hidden, frame_states = _stack(encoder.frame_layers, hidden, list(states[1 + stft_count :]))
         latent = encoder.output_projection(encoder.output_norm(hidden))
         # `LMCodecResidualVectorQuantizer.encode` with the codebook norms computed in the graph
@@ -387,7 +389,8 @@ def export_onnx(model, out_dir: str | Path) -> list[Path]:
 
         frames = torch.export.Dim("frames", min=1, max=1 << 20)
         latent = torch.zeros(1, 3, config.codebook_dim)
-        decoder_args = (latent, *(torch.zeros(shape, dtype=getattr(torch, dtype)) for _, shape, dtype in decoder_states))
+        decoder_args = (latent, *(torch.zeros(shape, dtype=getattr(torch, dtype)) for _, shape, dtype in
+                                  decoder_states))
         decoder_inputs = ["latent"] + [name for name, _, _ in decoder_states]
         decoder_outputs = ["samples"] + ["new_" + name for name, _, _ in decoder_states]
         dynamic = torch.export.ShapesCollection()  # by tensor: independent of the (latent, *states) structure
@@ -400,7 +403,8 @@ def export_onnx(model, out_dir: str | Path) -> list[Path]:
     graphs = {}
     paths = []
     for graph, proto, module, inputs, outputs, constants in (
-        (ENCODER, encoder_proto, encoder, encoder_inputs, encoder_outputs, {"encoder_dft_cos", "encoder_dft_sin", "encoder_window"}),
+        (ENCODER, encoder_proto, encoder, encoder_inputs, encoder_outputs,
+         {"encoder_dft_cos", "encoder_dft_sin", "encoder_window"}),
         (DECODER, decoder_proto, decoder, decoder_inputs, decoder_outputs,
          {"decoder_dft_cos", "decoder_dft_sin", "decoder_window", "decoder_noise_phase"}),
     ):

@@ -33,6 +33,8 @@ from safetensors import safe_open
 
 from lmcodec.errors import LMCodecError
 
+from .graphs import session_options
+
 MANIFEST_NAME = "fine_lm_onnx.json"
 GRAPH_FORMAT = "lmcodec-fine-lm-step"
 MODES = ("greedy", "sample", "expected")
@@ -72,19 +74,6 @@ def latent_of_codes(codebooks: np.ndarray, codes: np.ndarray) -> np.ndarray:
     ("coarse-only" decoding when K = Nc)."""
     codes = np.asarray(codes)
     return codebooks[np.arange(codes.shape[0])[:, None], codes].sum(axis=0, dtype=np.float32)
-
-
-def session_options(threads: int = 1) -> ort.SessionOptions:
-    """One setting for every thread pool: `threads` intra-op threads, no inter-op pool, no spinning."""
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.log_severity_level = 3  # errors only
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    options.add_session_config_entry("session.inter_op.allow_spinning", "0")
-    return options
 
 
 class OnnxFineLM:

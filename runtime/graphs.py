@@ -3,7 +3,8 @@
 A checkpoint folder holds its weights once, in `model.safetensors`, and its graphs in `onnx/` (written by
 `lmcodec export-onnx CHECKPOINT`): `encoder_step.onnx`, `decoder_step.onnx` and `manifest.json`. The graphs carry
 no checkpoint weights: their weight initializers are named after the safetensors keys and marked as external data;
-`load_graphs` reads those keys, casts them to float32 and hands them to onnxruntime when it creates the InferenceSessions.
+`load_graphs` reads those keys, casts them to float32 and hands them to onnxruntime when it creates the
+InferenceSessions.
 The manifest records a fingerprint of the weights each graph was exported from; other weights are refused.
 
 Shapes (bundled default: Nq = 12 levels of K = 1024 codes, D = 64, hop = 320 samples, block = 640 samples):
@@ -20,9 +21,9 @@ for hosts in other languages.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
 
 import numpy as np
 
@@ -35,7 +36,8 @@ WEIGHTS_NAME = "model.safetensors"
 FORMAT = "lmcodec-onnx"
 FORMAT_VERSION = 1
 # The external-data location the graphs' weight initializers point to: no such file exists; the weights are supplied
-# at InferenceSession creation (onnxruntime's AddExternalInitializers), so an InferenceSession created without them fails naming this.
+# when the InferenceSession is created (AddExternalInitializers); an InferenceSession created without them fails
+# naming this location.
 WEIGHTS_LOCATION = "LMCODEC_WEIGHTS_FROM_MODEL_SAFETENSORS"
 ENCODER, DECODER = "encoder_step", "decoder_step"
 
@@ -67,10 +69,11 @@ def read_manifest(checkpoint_dir: str | Path, onnx_dir: str | Path | None = None
 
 
 class StepGraph:
-    """One step graph: its onnxruntime InferenceSession and manifest entry (`spec`: inputs, outputs, states, weights)."""
+    """One step graph: its onnxruntime InferenceSession (`inference`) and manifest entry (`spec`: inputs, outputs,
+    states, weights)."""
 
-    def __init__(self, inference_session, spec: dict):
-        self.inference_session = inference_session
+    def __init__(self, inference, spec: dict):
+        self.inference = inference
         self.spec = spec
         self.states = spec["states"]  # [{"input", "output", "shape", "dtype"}], in graph input order
         self._outputs = [o["name"] for o in spec["outputs"]] + [s["output"] for s in self.states]
@@ -81,15 +84,15 @@ class StepGraph:
 
     def _run(self, feeds: dict, state: Mapping[str, np.ndarray]) -> tuple[np.ndarray, dict]:
         feeds.update(state)
-        values = self.inference_session.run(self._outputs, feeds)
+        values = self.inference.run(self._outputs, feeds)
         return values[0], {s["input"]: value for s, value in zip(self.states, values[1:])}
 
 
 class EncoderStep(StepGraph):
     """One step of the encoder's fixed block loop, RVQ search of all levels included."""
 
-    def __init__(self, inference_session, spec: dict):
-        super().__init__(inference_session, spec)
+    def __init__(self, inference, spec: dict):
+        super().__init__(inference, spec)
         self.block_samples = int(spec["block_samples"])
         self.frames_per_block = int(spec["frames_per_block"])
         self.hop_length = self.block_samples // self.frames_per_block
@@ -105,7 +108,8 @@ class EncoderStep(StepGraph):
         return codes[0], state
 
     def encode(self, samples: np.ndarray) -> np.ndarray:
-        """A whole signal `[T]` → codes `[Nq, ceil(T / hop)]`, zero-padded to whole blocks like `LMCodecModel.encode`."""
+        """A whole signal `[T]` → codes `[Nq, ceil(T / hop)]`, zero-padded to whole blocks as `LMCodecModel.encode`
+        does."""
         samples = np.asarray(samples, dtype=np.float32).reshape(-1)
         frames = -(-samples.shape[0] // self.hop_length)
         padded = np.pad(samples, (0, -samples.shape[0] % self.block_samples))
@@ -120,8 +124,8 @@ class EncoderStep(StepGraph):
 class DecoderStep(StepGraph):
     """The decoder (`LMCodecDecoder.forward`): latent frames → unclipped samples, `output_delay` samples behind."""
 
-    def __init__(self, inference_session, spec: dict):
-        super().__init__(inference_session, spec)
+    def __init__(self, inference, spec: dict):
+        super().__init__(inference, spec)
         self.hop_length = int(spec["hop_length"])
         self.output_delay = int(spec["output_delay"])
         self.pending_state = spec["pending_state"]  # the state holding the head's not yet emitted samples
@@ -184,8 +188,8 @@ def _check_config(checkpoint: Path, manifest: dict) -> None:
         raise LMCodecError(f"cannot read {path}; pass an LMCodec checkpoint folder.") from None
     for key, value in manifest["config"].items():
         if key in config and config[key] != value:
-            raise LMCodecError(f"the ONNX graphs of {checkpoint} were exported with {key}={value!r} but its config.json "
-                               f"has {config[key]!r}; {_fix(checkpoint)}.")
+            raise LMCodecError(f"the ONNX graphs of {checkpoint} were exported with {key}={value!r} but its "
+                               f"config.json has {config[key]!r}; {_fix(checkpoint)}.")
 
 
 def _read_weights(checkpoint: Path, manifest: dict) -> dict[str, np.ndarray]:
@@ -210,36 +214,41 @@ def _read_weights(checkpoint: Path, manifest: dict) -> dict[str, np.ndarray]:
     return weights
 
 
-def session_options(threads: int = 1):
-    """onnxruntime options: `threads` intra-op threads that never spin idle, one inter-op thread, sequential."""
+def session_options(threads: int | None = None):
+    """onnxruntime options: `threads` intra-op threads (default: `lmcodec.threads.coding_threads()`, 1 unless set)
+    that never spin idle, one inter-op thread, sequential execution."""
     import onnxruntime as ort
+    from lmcodec.threads import coding_threads
 
+    threads = coding_threads() if threads is None else threads
     if threads < 1:
         raise LMCodecError(f"threads must be >= 1, got {threads}.")
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    options.add_session_config_entry("session.inter_op.allow_spinning", "0")
+    for pool in ("intra_op", "inter_op"):  # idle threads sleep instead of spinning:
+        options.add_session_config_entry(f"session.{pool}.allow_spinning", "0")  # an InferenceSession config key
     options.log_severity_level = 3
     return options
 
 
-def _inference_session(path: Path, spec: dict, weights: dict[str, np.ndarray], threads: int):
+def _inference_session(path: Path, spec: dict, weights: dict[str, np.ndarray], threads: int | None):
     import onnxruntime as ort
 
     options = session_options(threads)
     names = [w["name"] for w in spec["weights"]]
     values = [ort.OrtValue.ortvalue_from_numpy(weights[name]) for name in names]
-    options.add_external_initializers(names, values)  # copied into the InferenceSession: `weights` may be freed afterwards
+    options.add_external_initializers(names, values)  # copied into the InferenceSession: `weights` may be freed
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
-def load_graphs(checkpoint_dir: str | Path, threads: int = 1, onnx_dir: str | Path | None = None) -> CodecGraphs:
+def load_graphs(checkpoint_dir: str | Path, threads: int | None = None, onnx_dir: str | Path | None = None
+                ) -> CodecGraphs:
     """Load `CHECKPOINT/onnx` (or `onnx_dir`) with the weights of `CHECKPOINT/model.safetensors`: two onnxruntime
-    InferenceSessions with `threads` intra-op threads each, the manifest and the codebooks. Graphs exported from other weights
-    or settings are refused with a one-line `LMCodecError` naming the fix."""
+    InferenceSessions with `threads` intra-op threads each (default: `lmcodec.threads.coding_threads()`, 1 unless
+    set), the manifest and the codebooks. Graphs exported from other weights or settings are refused with a one-line
+    `LMCodecError` naming the fix."""
     checkpoint = Path(checkpoint_dir)
     folder = checkpoint / ONNX_FOLDER if onnx_dir is None else Path(onnx_dir)
     manifest = read_manifest(checkpoint, folder)
