@@ -19,7 +19,7 @@ import lmcodec  # noqa: E402
 import lmcodec.runtime  # noqa: E402
 from lmcodec.cli import main  # noqa: E402
 from lmcodec.onnx_export import export_onnx  # noqa: E402
-from tests.conftest import REPO, random_codebooks, speech_files, speech_like, tiny_config  # noqa: E402
+from tests.conftest import random_codebooks, speech_files, speech_like, tiny_config  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -112,9 +112,12 @@ def test_command_line_on_either_backend(checkpoint, tmp_path, capsys):
 
 def test_onnx_backend_without_graphs_is_a_one_line_error(checkpoint, tmp_path, capsys):
     model, _ = checkpoint
+    import soundfile as sf
+
     folder = tmp_path / "no-graphs"
     lmcodec.save_checkpoint(model, folder)
-    assert main(["encode", str(REPO / "README.md"), str(tmp_path / "x.lmc"), "--model", str(folder),
+    sf.write(tmp_path / "in.wav", speech_like(0.5, seed=9), 16000)
+    assert main(["encode", str(tmp_path / "in.wav"), str(tmp_path / "x.lmc"), "--model", str(folder),
                  "--backend", "onnx"]) == 2
     assert "has no ONNX graphs; run `lmcodec export-onnx" in capsys.readouterr().err
 
