@@ -27,6 +27,8 @@ DEMO_SENTENCE = "The birch canoe slid on the smooth planks. Glue the sheet to th
 DEMO_SPEECH_SUBFOLDER = "librispeech-test-other"  # speakers never seen in training
 CHUNK_SECONDS = 1.0  # audio pushed per step, so long files show progress and memory stays flat
 BACKENDS = ("auto", "onnx", "torch")
+# What `pip install lmcodec` adds to the runtime's own requirements (requirements-runtime.txt).
+FULL_PACKAGE_DEPENDENCIES = ("torch", "transformers", "datasets", "accelerate", "evaluate", "onnx", "onnxscript")
 
 
 # ---------------------------------------------------------------------------------------------------- helpers
@@ -46,6 +48,12 @@ def open_codec(model: str | None, backend: str = "auto", threads: int = 1):
         if backend == "onnx":
             raise LMCodecError(f"{location} has no ONNX graphs; run `lmcodec export-onnx {location}` or use "
                                "--backend torch.")
+    import importlib.util
+
+    missing = [name for name in ("torch", "transformers") if importlib.util.find_spec(name) is None]
+    if missing:
+        raise LMCodecError(f"the torch backend needs {' and '.join(missing)}, which this installation lacks; use "
+                           "--backend onnx on a checkpoint with ONNX graphs, or install the full package.")
     from .loading import load_model
     from .torch_backend import TorchCodecBackend
 
@@ -382,6 +390,11 @@ def main(argv: list[str] | None = None) -> int:
         return args.handler(args)
     except LMCodecError as error:
         return print_error(error)
+    except ModuleNotFoundError as error:  # a runtime-only installation running a command of the full package
+        if error.name not in FULL_PACKAGE_DEPENDENCIES:
+            raise
+        return print_error(LMCodecError(f"lmcodec {args.command} needs {error.name}, which this installation "
+                                        "lacks; install the full package (pip install lmcodec)."))
     except KeyboardInterrupt:
         print("lmcodec: interrupted", file=sys.stderr)
         return 130
