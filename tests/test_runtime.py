@@ -165,3 +165,15 @@ def test_bundled_default_on_real_speech_matches_torch():
     data = codec.compress(audio, rate)
     assert data == model.compress(audio, rate)
     np.testing.assert_allclose(codec.decompress(data)[0], model.decompress(data)[0], atol=1e-4)
+
+
+def test_save_checkpoint_keeps_graphs_and_weights_consistent(checkpoint, tmp_path):
+    model, _ = checkpoint
+    folder = tmp_path / "saved"
+    lmcodec.save_checkpoint(model, folder, onnx=True)
+    assert lmcodec.runtime.has_graphs(folder)
+    other = random_codebooks(lmcodec.LMCodecModel(tiny_config(decoder_window_length=640)).eval(), seed=1)
+    lmcodec.save_checkpoint(other, folder)  # the folder has graphs: they are exported again with the new weights
+    codec = lmcodec.runtime.load_codec(folder)
+    audio = speech_like(0.9, seed=10)
+    assert codec.compress(audio) == other.compress(audio)

@@ -41,6 +41,17 @@ def store_half_precision(weights_file: Path) -> None:
               str(weights_file), metadata={"format": "pt"})
 
 
+def export_graphs(folder: Path) -> None:
+    """The runtime's ONNX graphs in `folder/onnx`, exported from the weights exactly as stored (float16 read back as
+    float32), so their fingerprints match what the runtime reads."""
+    import torch
+
+    from lmcodec import LMCodecModel
+    from lmcodec.onnx_export import export_onnx
+
+    export_onnx(LMCodecModel.from_pretrained(str(folder), dtype=torch.float32).eval(), folder / "onnx")
+
+
 def bundle_default_checkpoint(source: str | Path, destination: str | Path = SOURCE_TREE_DESTINATION,
                               training_facts: str | Path | None = None, results: str | Path | None = None,
                               fine_decoding: str | None = None) -> Path:
@@ -67,19 +78,20 @@ def bundle_default_checkpoint(source: str | Path, destination: str | Path = SOUR
         config.pop("auto_map", None)
         (staging / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
         store_half_precision(staging / "model.safetensors")
+        export_graphs(staging)
         if facts is not None:
             (staging / "training_facts.json").write_text(json.dumps(facts, indent=2) + "\n")
         if parsed_results is not None:
             (staging / "results.json").write_text(json.dumps(parsed_results, indent=2) + "\n")
         build_model_card(model, parsed_results, facts, folder=staging, location=CARD_LOCATION).save(
             staging / "README.md")
-        size = sum(path.stat().st_size for path in staging.iterdir())
+        size = sum(path.stat().st_size for path in staging.rglob("*") if path.is_file())
         if size > SIZE_BUDGET_BYTES:
             raise LMCodecError(f"the bundled checkpoint would take {size / 2**20:.1f} MiB, over the "
                                f"{SIZE_BUDGET_BYTES / 2**20:.0f} MiB budget; use smaller LMs or codebooks.")
         staging.chmod(0o755)  # mkdtemp makes it private; package data must be readable by everyone
-        for path in staging.iterdir():
-            path.chmod(0o644)
+        for path in staging.rglob("*"):
+            path.chmod(0o755 if path.is_dir() else 0o644)
         if destination.exists():
             shutil.rmtree(destination)
         staging.rename(destination)
