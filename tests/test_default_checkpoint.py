@@ -137,3 +137,24 @@ def test_assembling_takes_each_lm_from_its_checkpoint_and_refuses_other_codes(tm
     lmcodec.save_checkpoint(fine, tmp_path / "fine")
     with pytest.raises(LMCodecError, match="trained on other codes: its quantizer.codebooks differs"):
         assemble_checkpoint(tmp_path / "codec", tmp_path / "fine", tmp_path / "entropy")
+
+
+STREAMING_DECODE_TOLERANCE = 2e-4  # the README states this figure
+
+
+@pytest.mark.slow
+def test_streaming_decode_matches_one_shot_on_real_speech(default_model):
+    """Frame-by-frame streaming decode of the bundled checkpoint equals one-shot `decode` within the tolerance the
+    README states, with all 12 levels, on the test-other utterance that differs most of those measured."""
+    import soundfile as sf
+
+    files = speech_files("librispeech-test-other", 50)
+    path = next((file for file in files if file.stem == "1998-15444-0000"), files[0])
+    audio, _ = sf.read(path, dtype="float32")
+    codes = default_model.encode(torch.from_numpy(audio)[None, None]).audio_codes
+    one_shot = default_model.decode(codes).audio_values[0, 0].numpy()
+    decoder = default_model.streaming_decoder()
+    frames = [decoder.push(codes[0, :, index : index + 1]) for index in range(codes.shape[-1])]
+    streamed = torch.cat([*frames, decoder.flush()]).numpy()
+    assert streamed.shape == one_shot.shape
+    assert np.abs(streamed - one_shot).max() <= STREAMING_DECODE_TOLERANCE
