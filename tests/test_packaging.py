@@ -23,9 +23,9 @@ CONFIGURATION_WARNINGS = ["BuildBackendWarning", "SetuptoolsDeprecationWarning",
                           "is absent from the `packages` configuration", "`project.license` as a TOML table"]
 
 
-@pytest.mark.slow
-def test_wheel_installs_and_imports_every_subpackage(tmp_path):
-    source = tmp_path / "source"
+def copy_sources(folder):
+    """A copy of what the package is built from in `folder/source` (the tree as it is, untracked files aside)."""
+    source = folder / "source"
     source.mkdir()
     for name in SOURCES:
         path = REPO / name
@@ -33,6 +33,12 @@ def test_wheel_installs_and_imports_every_subpackage(tmp_path):
             shutil.copytree(path, source / name, ignore=shutil.ignore_patterns("__pycache__"))
         else:
             shutil.copy(path, source / name)
+    return source
+
+
+@pytest.mark.slow
+def test_wheel_installs_and_imports_every_subpackage(tmp_path):
+    source = copy_sources(tmp_path)
     wheels = tmp_path / "wheels"
     build = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-v", "-w", str(wheels),

@@ -4,7 +4,6 @@ with the bundled default, and torch is never imported on that path (the interpre
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 import textwrap
@@ -13,8 +12,7 @@ import venv
 import pytest
 
 from tests.conftest import REPO, speech_files
-
-SOURCES = ["pyproject.toml", "README.md", "modeling_lmcodec", "processing", "runtime", "training", "hub_cards"]
+from tests.test_packaging import copy_sources
 
 PYTHON_API = textwrap.dedent("""
     import sys
@@ -35,14 +33,7 @@ PYTHON_API = textwrap.dedent("""
 @pytest.mark.slow
 def test_runtime_only_install_codes_real_speech_without_torch(tmp_path):
     path = speech_files("librispeech-test-other", 1)[0]
-    source = tmp_path / "source"
-    source.mkdir()
-    for name in SOURCES:
-        target = REPO / name
-        if target.is_dir():
-            shutil.copytree(target, source / name, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy(target, source / name)
+    source = copy_sources(tmp_path)
     wheels = tmp_path / "wheels"
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
                     str(wheels), str(source)], check=True, capture_output=True, text=True, timeout=600)
