@@ -23,6 +23,7 @@ import numpy as np
 
 from lmcodec.codec_settings import CodecSettings
 from lmcodec.errors import LMCodecError
+from lmcodec.fine_decoding import FineDecoding
 from lmcodec.frames import SAMPLING_RATE, num_frames
 from lmcodec.integer_entropy_model import IntegerEntropyModel
 from lmcodec.range_coding import NO_INTEGER_MODEL_HINT, IntegerEntropyCoder
@@ -199,7 +200,7 @@ class RuntimeCodec:
         data, report = compress(self, audio, sampling_rate, num_coarse_quantizers, entropy_coding, packet_frames)
         return (data, report) if return_report else data
 
-    def decompress(self, data: bytes, fine_decoding: str | None = None, seed: int | None = None,
+    def decompress(self, data: bytes, fine_decoding: FineDecoding | None = None, seed: int | None = None,
                    partial: bool = False, return_losses: bool = False):
         """Stream bytes → (audio float32 `[T]`, sampling rate) (and a line on what was lost with `return_losses`)."""
         from lmcodec.compression import decompress
@@ -214,7 +215,7 @@ class RuntimeCodec:
 
         return LMCodecStreamCompressor(self, sampling_rate, num_coarse_quantizers, entropy_coding, packet_frames)
 
-    def stream_decompressor(self, header: bytes, fine_decoding: str | None = None, seed: int | None = None,
+    def stream_decompressor(self, header: bytes, fine_decoding: FineDecoding | None = None, seed: int | None = None,
                             partial: bool = False):
         """Live decompression: `d.push(stream bytes) -> samples`, `d.finish() -> samples`."""
         from lmcodec.compression import LMCodecStreamDecompressor
