@@ -293,3 +293,19 @@ def test_bad_arguments_fail_before_any_network(weights_only_checkpoint, tmp_path
     results = tmp_path / "missing-results.json" if message.startswith("results") else None
     with pytest.raises(lmcodec.LMCodecError, match=message):
         push_to_hub(folder, repo_id, results=results)
+
+
+# ---------------------------------------------------------------------------------------------------- the ONNX graphs
+def test_graphs_that_do_not_fit_the_weights_stop_the_push_before_any_upload(weights_only_checkpoint, tmp_path):
+    """An onnx/ folder exported from other weights would only fail later in the runtime: the push refuses it, in one
+    line naming the fix, before anything is uploaded."""
+    from lmcodec.hub_cards.push import stage_checkpoint
+
+    checkpoint = tmp_path / "checkpoint"
+    shutil.copytree(weights_only_checkpoint, checkpoint)
+    shutil.copytree(Path(lmcodec.DEFAULT_CHECKPOINT) / "onnx", checkpoint / "onnx")
+    staging = tmp_path / "staging"
+    with pytest.raises(lmcodec.LMCodecError, match=r"the ONNX graphs in .* do not fit this checkpoint") as error:
+        stage_checkpoint(checkpoint, staging)
+    message = str(error.value)
+    assert "\n" not in message and f"lmcodec export-onnx {checkpoint}`" in message and str(staging) not in message
