@@ -21,7 +21,8 @@ Sources, and nothing else:
   weights, default apache-2.0), ``notes`` and ``limitations`` (lists of str), ``learning_curves`` ({"caption": str,
   "columns": [str], "rows": [[cell per column]]}: measured checkpoints of the run, shown as a table); any other key
   is listed as it is.
-  Without facts from the caller, a `training_facts.json` inside the checkpoint folder is used if present.
+  Without facts from the caller, a `training_facts.json` inside the checkpoint folder is used if present, and
+  likewise its `results.json` without results.
 
 The licences and attribution of the training corpora are written here (`CORPORA`), not read from the data folders at
 run time.
@@ -42,6 +43,7 @@ from lmcodec.errors import LMCodecError
 
 TEMPLATE = "model_card.md"
 TRAINING_FACTS_FILE = "training_facts.json"  # read from the checkpoint folder when no training facts are passed
+RESULTS_FILE = "results.json"  # likewise when no results are passed
 DEFAULT_LICENSE = "apache-2.0"
 TAGS = ["audio", "speech", "speech-coding", "neural-audio-codec", "low-bitrate", "lmcodec"]
 TINY_PARAMETERS = 1_000_000  # below this, a checkpoint is a test model, whatever its config says
@@ -160,6 +162,14 @@ def find_training_facts(checkpoint_dir: str | os.PathLike, training_facts):
     if training_facts is None and (Path(checkpoint_dir) / TRAINING_FACTS_FILE).is_file():
         return Path(checkpoint_dir) / TRAINING_FACTS_FILE
     return training_facts
+
+
+def find_results(checkpoint_dir: str | os.PathLike, results):
+    """The results as given (dict or path), else the checkpoint folder's `results.json` (the bundled default ships
+    one), else None."""
+    if results is None and (Path(checkpoint_dir) / RESULTS_FILE).is_file():
+        return Path(checkpoint_dir) / RESULTS_FILE
+    return results
 
 
 def load_results(source: str | os.PathLike | dict | None) -> dict | None:
@@ -896,12 +906,12 @@ def render_model_card(checkpoint_dir: str | os.PathLike, results_json_path: str 
     """The `huggingface_hub.ModelCard` of the checkpoint in `checkpoint_dir`.
 
     `results_json_path`: the `results.json` of `lmcodec evaluate` on this checkpoint (a path or the parsed dict), or
-    None: the card then says no evaluation was run. `training_facts`: the dict described in this module's docstring
-    (or a path to its JSON file); None: the checkpoint folder's `training_facts.json` if there is one. `repo_id` names
-    the repository in the usage examples. Every number in the card comes from the config, the weights or
-    results.json.
+    None: the checkpoint folder's `results.json` if there is one, else the card says no evaluation was run.
+    `training_facts`: the dict described in this module's docstring (or a path to its JSON file); None: the
+    checkpoint folder's `training_facts.json` if there is one. `repo_id` names the repository in the usage examples.
+    Every number in the card comes from the config, the weights or results.json.
     """
-    results = load_results(results_json_path)
+    results = load_results(find_results(checkpoint_dir, results_json_path))
     facts = read_json(find_training_facts(checkpoint_dir, training_facts), "training facts")
     from lmcodec.loading import load_model
 
@@ -909,5 +919,5 @@ def render_model_card(checkpoint_dir: str | os.PathLike, results_json_path: str 
     return build_model_card(model, results, facts, repo_id=repo_id, folder=checkpoint_dir, tags=tags)
 
 
-__all__ = ["CORPORA", "Corpus", "build_model_card", "eval_results", "find_training_facts", "load_results",
-           "render_model_card"]
+__all__ = ["CORPORA", "Corpus", "build_model_card", "eval_results", "find_results", "find_training_facts",
+           "load_results", "render_model_card"]

@@ -173,11 +173,12 @@ def push_to_hub(checkpoint_dir: str | os.PathLike, repo_id: str, private: bool |
 
     The repository is created if needed (`private` applies only then; None: the namespace's default), and
     `revision`, a branch, is created from the default branch if it does not exist. `results`: the `results.json` of
-    `lmcodec evaluate` on this checkpoint (path or dict) for the model card; `training_facts`: the dict described in
+    `lmcodec evaluate` on this checkpoint (path or dict; default: the checkpoint folder's `results.json` if any) for
+    the model card; `training_facts`: the dict described in
     `model_card` (path or dict; default: the checkpoint folder's `training_facts.json` if any). `endpoint` defaults
     to huggingface_hub's (HF_ENDPOINT); `tags` are added to the card's.
     """
-    from .model_card import build_model_card, find_training_facts, load_results, read_json
+    from .model_card import build_model_card, find_results, find_training_facts, load_results, read_json
 
     folder = Path(checkpoint_dir)
     if not isinstance(repo_id, str) or not repo_id.strip() or repo_id.count("/") > 1:
@@ -187,7 +188,7 @@ def push_to_hub(checkpoint_dir: str | os.PathLike, repo_id: str, private: bool |
                            "lmcodec.save_checkpoint.")
     if not any(folder.glob("*.safetensors")) and not any(folder.glob("*.bin")):
         raise LMCodecError(f"{folder} holds no weights (model.safetensors); pass a complete checkpoint folder.")
-    parsed_results = load_results(results)
+    parsed_results = load_results(find_results(folder, results))
     facts = read_json(find_training_facts(folder, training_facts), "training facts")
 
     from huggingface_hub import CommitOperationAdd, HfApi, constants
@@ -250,7 +251,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     add("--private", action="store_true", help="create the repository as private (ignored if it exists)")
     add("--revision", metavar="R", help="branch to commit to (created from main if missing; default: main)")
     add("--results", metavar="results.json", help="`lmcodec evaluate` results of this checkpoint, for the model card "
-                                                   "(without it the card says no evaluation was run)")
+                                                   "(default: CHECKPOINT/results.json if present; without any, the "
+                                                   "card says no evaluation was run)")
     add("--training-facts", metavar="facts.json", help="JSON of training facts for the card (default: CHECKPOINT/"
                                                        "training_facts.json if present)")
     add("--commit-message", metavar="M", help="commit message")

@@ -322,6 +322,7 @@ def test_push_of_the_bundled_default_uploads_its_onnx_graphs_and_code(tmp_path):
     assert CONFIGS | CODE_FILES <= set(uploaded)
     readme = uploaded["README.md"].decode()
     assert listed_files(readme) == set(uploaded) - {".gitattributes"}
+    assert "| LMCodec Nc=3 (default) | 1.167 |" in readme  # the numbers of the folder's own results.json
     assert "lmcodec.runtime.load_codec(\"user/lmcodec-default\")" in readme
 
     downloaded = tmp_path / "downloaded"
