@@ -28,6 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import LMCodecError
+from .frames import num_frames
 
 MAGIC = b"LMCd"
 """First four bytes of every stream."""
@@ -336,13 +337,13 @@ class StreamHeader:
     @property
     def num_frames(self) -> int | None:
         """Code frames in the stream: ceil(num_samples / hop_length); None for a live stream."""
-        return None if self.num_samples is None else -(-self.num_samples // self.hop_length)
+        return None if self.num_samples is None else num_frames(self.num_samples, self.hop_length)
 
     @property
     def num_packets(self) -> int | None:
         """Packets in the stream: ceil(num_frames / packet_length_frames); None for a live stream."""
         frames = self.num_frames
-        return None if frames is None else -(-frames // self.packet_length_frames)
+        return None if frames is None else num_frames(frames, self.packet_length_frames)  # whole packets
 
     def frames_in(self, packet: "Packet") -> int:
         """Frames coded in ``packet``: its own count when it is marked short, else ``packet_length_frames``."""

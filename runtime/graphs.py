@@ -29,6 +29,7 @@ import numpy as np
 
 from lmcodec.bitstream import fingerprint
 from lmcodec.errors import LMCodecError
+from lmcodec.frames import num_frames
 
 ONNX_FOLDER = "onnx"  # inside the checkpoint folder (as lmcodec.runtime.has_graphs looks for it; not imported from
 MANIFEST_NAME = "manifest.json"  # there: lmcodec.runtime imports this module, so that would be an import cycle)
@@ -111,7 +112,7 @@ class EncoderStep(StepGraph):
         """A whole signal `[T]` → codes `[Nq, ceil(T / hop)]`, zero-padded to whole blocks as `LMCodecModel.encode`
         does."""
         samples = np.asarray(samples, dtype=np.float32).reshape(-1)
-        frames = -(-samples.shape[0] // self.hop_length)
+        frames = num_frames(samples.shape[0], self.hop_length)
         padded = np.pad(samples, (0, -samples.shape[0] % self.block_samples))
         state, codes = self.initial_states(), []
         for start in range(0, padded.shape[0], self.block_samples):
