@@ -43,14 +43,20 @@ Version 3 spells payloads as version 2 does and takes its probabilities from the
 ``FLAG_INTEGER_ENTROPY_MODEL``), so it decodes bit-exactly on any machine."""
 
 
+DATAGRAM_FORMAT_VERSION = 4
+"""Version of the datagram mode (:class:`DatagramDescription` and its packets): packets for transports that frame
+them themselves (UDP, RTP). Version numbers form one sequence over both modes; files are still written as version
+:data:`FORMAT_VERSION`."""
+
+
 def range_coder_word_order(format_version: int) -> str:
     """numpy dtype of the range coder's words in an entropy-coded payload of ``format_version``.
 
-    Version 1: little-endian words with trailing zero bytes dropped. Version 2: big-endian words, cut to the shortest
-    prefix that still decodes (the receiver pads with zero bytes), which saves ~13 bits per packet (measured: the
-    flush beyond the information fell from ~16 to ~2.5 bits per packet).
+    Version 1: little-endian words with trailing zero bytes dropped. Versions 2-4: big-endian words, cut to the
+    shortest prefix that still decodes (the receiver pads with zero bytes), which saves ~13 bits per packet (measured:
+    the flush beyond the information fell from ~16 to ~2.5 bits per packet).
     """
-    if format_version not in READABLE_FORMAT_VERSIONS:
+    if format_version not in (*READABLE_FORMAT_VERSIONS, DATAGRAM_FORMAT_VERSION):
         raise UnsupportedStreamError(f"stream format version {format_version} is not one this lmcodec reads")
     return "<u4" if format_version == 1 else ">u4"
 
@@ -427,6 +433,11 @@ class StreamHeader:
             )
         if len(data) > 4 and data[4] not in READABLE_FORMAT_VERSIONS:
             version = data[4]
+            if version == DATAGRAM_FORMAT_VERSION:
+                raise UnsupportedStreamError(
+                    f"this is the stream description of a datagram stream (format version {version}), not a file "
+                    "stream; decode its packets with a DatagramDecoder (model.datagram_decoder(description))"
+                )
             if version > FORMAT_VERSION:
                 raise UnsupportedStreamError(
                     f"stream format version {version} is newer than this lmcodec reads (up to {FORMAT_VERSION}); "
@@ -666,6 +677,211 @@ def split_stream(data: bytes) -> tuple[StreamHeader, list[Packet]]:
     reader.close()
     header.check_packets(packets)
     return header, packets
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# datagram mode (format version 4): a stream description sent out of band, then self-contained packets
+
+
+DATAGRAM_FLAGS = FLAG_ENTROPY_CODED | FLAG_INTEGER_ENTROPY_MODEL
+"""The flag byte of every datagram stream description: range-coded with the integer entropy model (0x03)."""
+
+# magic, version, flags, model rate, original rate, hop length, Nc, Nq, log2(codebook size), sync period,
+# packet length, sequence modulus, check bits, fingerprint — then Nc start-mix shares (uint8 each) and the CRC.
+_DESCRIPTION_FIELDS = struct.Struct("<4sBBIIHBBBHBHB8s")
+DATAGRAM_DESCRIPTION_BASE_SIZE = _DESCRIPTION_FIELDS.size + _UINT16.size
+"""Size of a datagram stream description without its start-mix shares (35 bytes); the whole is 35 + Nc bytes."""
+
+MAX_CHECK_BITS = 16
+"""The in-packet check is the low bits of a CRC-16."""
+
+
+@dataclass(frozen=True)
+class DatagramDescription:
+    """What a datagram receiver needs before the first packet, sent once out of band (in the call setup, e.g. an
+    SDP attribute, or as the first reliable message). Values are validated on construction and on parsing.
+
+    Attributes:
+        model_sampling_rate, original_sampling_rate, hop_length, num_coarse_quantizers, num_quantizers,
+            codebook_size, model_fingerprint: as in :class:`StreamHeader`.
+        sync_period_frames: R, the entropy LM's context resets every R frames (a multiple of the packet length).
+            Damage from a lost packet ends at the next reset: the bound is R - P frames of received audio.
+        packet_length_frames: P, frames per packet (1..255; 1-3 for real time: 20-60 ms).
+        sequence_modulus: M, the packet's sequence number is coded modulo M (a multiple of R / P, at least 2), so
+            it also tells where each reset segment starts.
+        check_bits: k, bits of an in-packet check (0..16): the low k bits of a CRC-16 of the packet's codes, coded
+            as the packet's last symbol. 0: only the canonical check (the receiver re-encodes what it decoded).
+        start_mix: Nc shares s_l (0..255): the first frame of each segment codes level l with the entropy model's
+            table mixed with the uniform one, f' = ((256 - s_l) f + s_l 2^20 / K) >> 8 (see
+            ``integer_entropy_model.mix_with_uniform``): at a reset the model has no context and is overconfident.
+        format_version: :data:`DATAGRAM_FORMAT_VERSION`.
+    """
+
+    model_sampling_rate: int
+    original_sampling_rate: int
+    hop_length: int
+    num_coarse_quantizers: int
+    num_quantizers: int
+    codebook_size: int
+    sync_period_frames: int
+    packet_length_frames: int
+    sequence_modulus: int
+    check_bits: int
+    start_mix: tuple[int, ...]
+    model_fingerprint: bytes
+    format_version: int = DATAGRAM_FORMAT_VERSION
+
+    def __post_init__(self):
+        if self.format_version != DATAGRAM_FORMAT_VERSION:
+            raise LMCodecError(f"format_version of a datagram stream must be {DATAGRAM_FORMAT_VERSION}, "
+                               f"got {self.format_version!r}")
+        fields = {
+            "model_sampling_rate": _check_int("model_sampling_rate", self.model_sampling_rate, 1, 0xFFFF_FFFF),
+            "original_sampling_rate": _check_int("original_sampling_rate", self.original_sampling_rate, 1, 0xFFFF_FFFF),
+            "hop_length": _check_int("hop_length", self.hop_length, 1, 0xFFFF),
+            "num_quantizers": _check_int("num_quantizers", self.num_quantizers, 1, 255),
+            "codebook_size": _check_int("codebook_size", self.codebook_size, 2, 1 << MAX_CODE_BITS),
+            "packet_length_frames": _check_int("packet_length_frames", self.packet_length_frames, 1, 255),
+            "sync_period_frames": _check_int("sync_period_frames", self.sync_period_frames, 1, 0xFFFF),
+            "sequence_modulus": _check_int("sequence_modulus", self.sequence_modulus, 2, 0xFFFF),
+            "check_bits": _check_int("check_bits", self.check_bits, 0, MAX_CHECK_BITS),
+        }
+        num_coarse = _check_int("num_coarse_quantizers", self.num_coarse_quantizers, 1, 255)
+        if num_coarse > fields["num_quantizers"]:
+            raise LMCodecError(
+                f"num_coarse_quantizers must be between 1 and num_quantizers ({fields['num_quantizers']}), "
+                f"got {num_coarse}"
+            )
+        fields["num_coarse_quantizers"] = num_coarse
+        if fields["codebook_size"] & (fields["codebook_size"] - 1):
+            raise LMCodecError(f"codebook_size must be a power of two, got {fields['codebook_size']}")
+        sync, packet = fields["sync_period_frames"], fields["packet_length_frames"]
+        if sync % packet:
+            raise LMCodecError(f"sync_period_frames ({sync}) must be a multiple of packet_length_frames ({packet}) "
+                               "so that packets never straddle a reset")
+        if fields["sequence_modulus"] % (sync // packet):
+            raise LMCodecError(
+                f"sequence_modulus ({fields['sequence_modulus']}) must be a multiple of the packets per reset "
+                f"segment ({sync // packet}) so that the sequence number tells where each segment starts"
+            )
+        try:
+            shares = tuple(self.start_mix)
+        except TypeError:
+            raise LMCodecError(f"start_mix must be a sequence of integers, got {self.start_mix!r}") from None
+        if len(shares) != num_coarse:
+            raise LMCodecError(f"start_mix must give one share per coarse level ({num_coarse}), got {len(shares)}")
+        fields["start_mix"] = tuple(_check_int("start_mix share", share, 0, 255) for share in shares)
+        fingerprint = self.model_fingerprint
+        if not isinstance(fingerprint, (bytes, bytearray)) or len(fingerprint) != FINGERPRINT_SIZE:
+            raise LMCodecError(f"model_fingerprint must be {FINGERPRINT_SIZE} bytes, got {self.model_fingerprint!r}")
+        fields["model_fingerprint"] = bytes(fingerprint)
+        for name, value in fields.items():
+            object.__setattr__(self, name, value)
+
+    @property
+    def bits_per_code(self) -> int:
+        return self.codebook_size.bit_length() - 1
+
+    @property
+    def packets_per_segment(self) -> int:
+        """Packets between two context resets (R / P)."""
+        return self.sync_period_frames // self.packet_length_frames
+
+    def starts_segment(self, sequence_number: int) -> bool:
+        """True when packet ``sequence_number`` (or its sequence field) begins a reset segment."""
+        return sequence_number % self.packets_per_segment == 0
+
+    @property
+    def damage_bound_frames(self) -> int:
+        """The most frames of *received* audio that a loss can leave undecodable after it ends: R - P."""
+        return self.sync_period_frames - self.packet_length_frames
+
+    @property
+    def size(self) -> int:
+        return DATAGRAM_DESCRIPTION_BASE_SIZE + self.num_coarse_quantizers
+
+    def to_bytes(self) -> bytes:
+        """The description as ``35 + Nc`` bytes (layout in docs/bitstream.md), ending with its CRC-16."""
+        fields = _DESCRIPTION_FIELDS.pack(
+            MAGIC, self.format_version, DATAGRAM_FLAGS, self.model_sampling_rate, self.original_sampling_rate,
+            self.hop_length, self.num_coarse_quantizers, self.num_quantizers, self.bits_per_code,
+            self.sync_period_frames, self.packet_length_frames, self.sequence_modulus, self.check_bits,
+            self.model_fingerprint,
+        ) + bytes(self.start_mix)
+        return fields + _UINT16.pack(crc16(fields))
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> "DatagramDescription":
+        """Parse a whole description (nothing may follow it). Raises UnsupportedStreamError (wrong magic, a file
+        stream's header, unknown version), TruncatedStreamError or CorruptStreamError (checksum, values)."""
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise LMCodecError(f"a datagram stream description is bytes, got {type(data).__name__}")
+        data = bytes(data)
+        if not data:
+            raise TruncatedStreamError("datagram stream description is empty; pass the bytes of "
+                                       "DatagramEncoder.description()")
+        if data[:4] != MAGIC[: len(data)]:
+            raise UnsupportedStreamError(f"not an LMCodec stream description (magic {data[:4]!r} instead of "
+                                         f"{MAGIC!r}); pass the bytes of DatagramEncoder.description()")
+        if len(data) > 4 and data[4] != DATAGRAM_FORMAT_VERSION:
+            if data[4] in READABLE_FORMAT_VERSIONS:
+                raise UnsupportedStreamError(
+                    f"this is the header of a file stream (format version {data[4]}), not a datagram stream "
+                    "description; decode it with decompress or a stream decompressor"
+                )
+            raise UnsupportedStreamError(
+                f"datagram stream format version {data[4]} is not one this lmcodec reads ({DATAGRAM_FORMAT_VERSION}); "
+                + ("upgrade lmcodec" if data[4] > DATAGRAM_FORMAT_VERSION else "the description is damaged")
+            )
+        if len(data) < DATAGRAM_DESCRIPTION_BASE_SIZE:
+            raise TruncatedStreamError(f"datagram stream description is truncated: {len(data)} bytes, at least "
+                                       f"{DATAGRAM_DESCRIPTION_BASE_SIZE} needed; re-send it")
+        nc = data[16]
+        size = DATAGRAM_DESCRIPTION_BASE_SIZE + nc
+        if len(data) < size:
+            raise TruncatedStreamError(f"datagram stream description is truncated: {len(data)} bytes, {size} expected "
+                                       f"for {nc} coarse levels; re-send it")
+        if len(data) > size:
+            raise CorruptStreamError(f"datagram stream description is followed by {len(data) - size} more bytes; "
+                                     "pass the description alone")
+        fields, (stored_crc,) = data[:-2], _UINT16.unpack(data[-2:])
+        if crc16(fields) != stored_crc:
+            raise CorruptStreamError("datagram stream description is corrupted (checksum mismatch); re-send it")
+        (_, version, flags, model_rate, original_rate, hop, nc, nq, code_bits, sync, packet, modulus, check,
+         fingerprint) = _DESCRIPTION_FIELDS.unpack(fields[: _DESCRIPTION_FIELDS.size])
+        if flags != DATAGRAM_FLAGS:
+            raise CorruptStreamError(f"datagram stream description has flags 0x{flags:02x}, not 0x{DATAGRAM_FLAGS:02x}; "
+                                     "it was not written by a compatible lmcodec")
+        if not 1 <= code_bits <= MAX_CODE_BITS:
+            raise CorruptStreamError(f"datagram stream description gives {code_bits} bits per code (allowed "
+                                     f"1..{MAX_CODE_BITS}); it was not written by a compatible lmcodec")
+        try:
+            return cls(model_rate, original_rate, hop, nc, nq, 1 << code_bits, sync, packet, modulus, check,
+                       tuple(fields[_DESCRIPTION_FIELDS.size :]), fingerprint, version)
+        except LMCodecError as error:
+            raise CorruptStreamError(f"datagram stream description is invalid ({error}); it was not written by a "
+                                     "compatible lmcodec") from None
+
+
+def uniform_frequencies(size: int, total_bits: int = 20) -> np.ndarray:
+    """The integer frequency table of ``size`` equally likely values, summing to 2^total_bits: floor(2^bits / size)
+    each, plus 1 for the first (2^bits mod size) values. int64 ``[1, size]``."""
+    size = _check_int("size", size, 1, 1 << total_bits)
+    base, extra = divmod(1 << total_bits, size)
+    table = np.full((1, size), base, dtype=np.int64)
+    table[0, :extra] += 1
+    return table
+
+
+def datagram_check(codes, sequence_field: int, check_bits: int) -> int:
+    """The in-packet check value: the low ``check_bits`` bits of the CRC-16/CCITT-FALSE of the packet's codes
+    ``[frames, Nc]`` (little-endian uint16, frame-major, as :func:`crc16_codes`) followed by its sequence field
+    (little-endian uint16)."""
+    array = _as_code_array(codes)
+    if array.ndim != 2:
+        raise LMCodecError(f"codes must have shape [frames, levels], got shape {array.shape}")
+    data = np.ascontiguousarray(array, dtype="<u2").tobytes() + _UINT16.pack(sequence_field)
+    return crc16(data) & ((1 << check_bits) - 1)
 
 
 # ----------------------------------------------------------------------------------------------------------------
