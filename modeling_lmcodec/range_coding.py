@@ -202,8 +202,11 @@ class DatagramCoder(_RangeCodedPayloads):
         frequencies = self.model.frequencies(state, codes, self.num_coarse)  # [P, Nc, K]
         if segment_start:
             frequencies[0] = mix_with_uniform(frequencies[0], self.shares, self.bits)
-        parts = self._parts(codes, frequencies.reshape(-1, frequencies.shape[-1]), sequence_field)
-        return self._parts_payload(parts, account=True)
+        tables = frequencies.reshape(-1, frequencies.shape[-1])
+        chosen = np.take_along_axis(tables, codes.reshape(-1, 1), axis=1)[:, 0]
+        self.information_bits += float(self.bits * len(chosen) - np.log2(chosen).sum())  # reporting only
+        self.field_bits += float(self.bits - np.log2(self.sequence_table[0, sequence_field])) + self.check_bits
+        return self._parts_payload(self._parts(codes, tables, sequence_field))
 
     def _parts(self, codes: np.ndarray, tables: np.ndarray, sequence_field: int) -> list:
         """The packet's symbols and their integer tables, in coding order."""
@@ -212,17 +215,13 @@ class DatagramCoder(_RangeCodedPayloads):
             parts.append((np.array([datagram_check(codes, sequence_field, self.check_bits)]), self.check_table))
         return parts
 
-    def _parts_payload(self, parts: list, account: bool = False) -> bytes:
+    def _parts_payload(self, parts: list) -> bytes:
         """Range-code the parts `[(symbols [n], integer tables [n, K_i])]` into the shortest decodable payload."""
         encoder = constriction.stream.queue.RangeEncoder()
         chosen = []
         for symbols, tables in parts:
             encoder.encode(symbols.astype(np.int32), self.family, self.probabilities(tables))
             chosen.append(np.take_along_axis(tables, symbols.astype(np.int64)[:, None], axis=1)[:, 0])
-        if account:  # reporting only
-            information = [float(self.bits * len(f) - np.log2(f).sum()) for f in chosen]
-            self.information_bits += information[1]
-            self.field_bits += information[0] + sum(information[2:])
         flushed = encoder.get_compressed().astype(self.word_order).tobytes()
         minimum_bits = _information_lower_bound(np.concatenate(chosen), self.bits)
         for length in range(max(1, minimum_bits // 8), len(flushed)):
