@@ -194,7 +194,7 @@ class DatagramPacket:
 
     status: "decoded"; "undecodable" (intact, but an earlier packet of its reset segment is missing);
     "damaged" (a check failed: the packet, the receiver's context or its model differs from the sender's);
-    "late" (its place was already concealed) or "duplicate" (already decoded): both dropped.
+    "late" (its place was already concealed as lost) or "duplicate" (received before): both dropped.
     """
 
     status: str
@@ -260,10 +260,12 @@ class DatagramDecoder:
         """`codec`: an `LMCodecModel` or a runtime codec; `description`: the bytes of `DatagramEncoder.description()`
         (or the parsed `DatagramDescription`). `fine_decoding` and `seed` as for `decompress`.
 
-        `reorder_window`: without a sequence number from the transport, a packet whose sequence field lies less than
-        this many packets behind the next expected one is taken as late or duplicated (and dropped), any other as
-        new (the packets in between lost). Default: max(1, sequence_modulus // 4). A transport that knows the full
-        sequence number (RTP) passes it to `push` instead, and then gaps of any length are counted exactly."""
+        `reorder_window`: without a sequence number from the transport, a packet whose sequence field places it 1 to
+        `reorder_window` packets behind the next expected one is taken as late or duplicated (and dropped), any
+        other as new (the packets in between lost). Default: max(1, sequence_modulus // 4), so with the default
+        modulus of 6 a repeated packet is dropped but a gap of 5 is a gap; reordering needs the modulus doubled
+        (window 3) or a jitter buffer. A transport that knows the full sequence number (RTP, or the field unwrapped
+        with arrival times) passes it to `push`, and then gaps of any length are counted exactly."""
         self.backend = as_backend(codec)
         info = description if isinstance(description, DatagramDescription) else \
             DatagramDescription.from_bytes(description)
@@ -290,7 +292,7 @@ class DatagramDecoder:
         self._started = False
         self._state = None  # the entropy LM's context (an IntegerLMState) ...
         self._context = None  # ... holding the packets of the current segment up to this sequence number
-        self._decoded = set()  # recently decoded sequence numbers (to tell duplicates from late packets)
+        self._received = set()  # recently received sequence numbers (to tell duplicates from late packets)
         self._receiver = None  # the synthesis (fine levels and decoder), restarted after a gap
         self.report = DatagramReport(self.packet_frames, self.backend.settings.frame_rate)
         self.last: DatagramPacket | None = None
@@ -314,6 +316,11 @@ class DatagramDecoder:
                                f"model's {settings.max_sync_frames}; decode it with the model that encoded it.")
 
     # ------------------------------------------------------------------ codes
+    def sequence_field(self, packet: bytes) -> int:
+        """The sequence number modulo `sequence_modulus` that `packet` carries, read without decoding anything else
+        (for a jitter buffer that unwraps it with the arrival time and passes the full number to `push`)."""
+        return self._coder.read_sequence_field(bytes(packet))[0]
+
     def receive(self, packet: bytes, sequence_number: int | None = None) -> DatagramPacket:
         """Decode one packet's codes (no audio): a `DatagramPacket` saying what became of it. Use either `receive`
         or `push` on one decoder (`push` calls it and makes the audio)."""
@@ -332,11 +339,13 @@ class DatagramDecoder:
         if number is None:  # behind the start of the stream: not one of its packets
             return self._result("damaged", None)
         if number < self.next_sequence:
-            return self._result("duplicate" if number in self._decoded else "late", number)
+            return self._result("duplicate" if number in self._received else "late", number)
         lost = number - self.next_sequence
         self._skip(lost)
         self.next_sequence = number + 1
         self._started = True
+        horizon = number - 4 * info.sequence_modulus
+        self._received = {received for received in self._received if received > horizon} | {number}
         if sequence_number is not None and sequence_number % info.sequence_modulus != field_value:
             self._context = None
             return self._result("damaged", number, lost)
@@ -351,8 +360,6 @@ class DatagramDecoder:
             self._context = None
             return self._result("damaged", number, lost)
         self._context = number
-        horizon = number - 4 * info.sequence_modulus
-        self._decoded = {decoded for decoded in self._decoded if decoded > horizon} | {number}
         return self._result("decoded", number, lost, codes)
 
     def _place(self, field_value: int, sequence_number: int | None) -> int | None:
