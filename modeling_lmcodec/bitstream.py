@@ -679,6 +679,200 @@ def split_stream(data: bytes) -> tuple[StreamHeader, list[Packet]]:
     return header, packets
 
 
+class StreamFraming:
+    """The packet structure of a stream body that may be damaged, for resynchronisation after damage.
+
+    A damaged length field misframes everything after it, so a reader cannot simply go on. This finds where the
+    packets resume: for every byte offset, whether the packets parsed from there frame the rest of the body exactly
+    (regular packets, only the last one short) — the *chain to the end* — and, when the header knows the stream's
+    length, which frame the packet there must start with (counted back from the end). True packet boundaries after
+    the last damage all have such a chain; a random offset almost never does, and when the length is known its frame
+    must also be a whole number of packets. Decoding then confirms a candidate by its codes CRC.
+    """
+
+    def __init__(self, header: StreamHeader, body: bytes):
+        self.header = header
+        self.body = bytes(body)
+        self._chain: list | None = None  # offset → (frames to end, packets to end) or None
+        self._filled_from = len(self.body)
+
+    def packet_at(self, offset: int, index: int = 0) -> tuple[Packet, int, int] | None:
+        """``(packet, end offset, frames)`` of a packet that parses at ``offset`` (a short one only if it ends the
+        body), or None when none does (malformed fields, an impossible frame count, or the body ends inside it)."""
+        if not 0 <= offset < len(self.body):
+            return None
+        try:
+            parsed = _parse_packet(self.body, offset, index)
+            if isinstance(parsed, str):
+                return None
+            packet, end = parsed
+            frames = self.header.frames_in(packet)
+        except CorruptStreamError:
+            return None
+        if packet.frames is not None and end != len(self.body):
+            return None
+        return packet, end, frames
+
+    def _extent(self, offset: int) -> tuple[int, int] | None:
+        """``(end offset, frames)`` of the packet at ``offset`` as ``packet_at`` judges it, without copying it."""
+        body, packet_frames = self.body, self.header.packet_length_frames
+        try:
+            field = _scan_varint(body, offset)
+            if field is None:
+                return None
+            length, position = field
+            frames = packet_frames
+            if length == SHORT_PACKET_MARKER:
+                field = _scan_varint(body, position)
+                if field is None or not 1 <= field[0] < packet_frames:
+                    return None
+                frames, position = field
+                field = _scan_varint(body, position)
+                if field is None or field[0] == 0:
+                    return None
+                length, position = field
+        except CorruptStreamError:
+            return None
+        end = position + length + PACKET_CRC_SIZE
+        if end > len(body) or (frames != packet_frames and end != len(body)):
+            return None
+        return end, frames
+
+    def _fill(self, offset: int) -> None:
+        if self._chain is None:
+            self._chain = [None] * (len(self.body) + 1)
+        chain, size = self._chain, len(self.body)
+        for start in range(self._filled_from - 1, offset - 1, -1):
+            extent = self._extent(start)
+            if extent is None:
+                continue
+            end, frames = extent
+            rest = (0, 0) if end == size else chain[end]
+            if rest is not None:
+                chain[start] = (rest[0] + frames, rest[1] + 1)
+        self._filled_from = min(self._filled_from, offset)
+
+    def chain(self, offset: int) -> tuple[int, int] | None:
+        """``(frames, packets)`` from ``offset`` to the end if the packets from there frame the rest exactly."""
+        if not 0 <= offset < len(self.body):
+            return None
+        self._fill(offset)
+        return self._chain[offset]
+
+    def first_frame(self, offset: int) -> int | None:
+        """The frame the packet at ``offset`` starts with, counted back from the end: known when the header knows
+        the stream's length and the chain from ``offset`` frames the rest into a whole number of packets."""
+        chain, total = self.chain(offset), self.header.num_frames
+        if chain is None or total is None:
+            return None
+        first = total - chain[0]
+        return first if first >= 0 and first % self.header.packet_length_frames == 0 else None
+
+    def plausible(self, offset: int, following: int = 2) -> bool:
+        """A packet parses at ``offset`` and so do the next ``following`` ones (or the body ends before)."""
+        for _ in range(following + 1):
+            parsed = self.packet_at(offset)
+            if parsed is None:
+                return False
+            offset = parsed[1]
+            if offset == len(self.body):
+                return True
+        return True
+
+    def candidates(self, start: int, min_frame: int, sync_only: bool = True):
+        """Offsets from ``start`` on where packets may resume, in order, as ``(offset, packet, end, frames, first
+        frame or None)``: first every offset whose chain to the end places it at a frame ≥ ``min_frame`` (at a sync
+        point when ``sync_only``); where the length is unknown or no such chain exists, also offsets where a few
+        packets parse in a row (their frame unknown)."""
+        header = self.header
+        for offset in range(start, len(self.body)):
+            parsed = self.packet_at(offset)
+            if parsed is None:
+                continue
+            first = self.first_frame(offset)
+            if first is not None:
+                if first >= min_frame and (not sync_only or first % header.sync_period_frames == 0):
+                    yield (offset, *parsed, first)
+            elif self.plausible(offset):
+                yield (offset, *parsed, None)
+
+    def describe_damage(self) -> tuple[str, float]:
+        """What the framing alone says (no model): ``(status line, seconds readable before the damage)``.
+
+        "complete"; "truncated after 12.30 s"; or "damaged: packets 14-19 unreadable (resynchronised at 20.00 s;
+        audio resumes at the sync point at 24.00 s)". Without the model only the framing is checked: damage inside a
+        payload shows when decoding (the codes CRC), and so does a packet removed whole (the framing stays intact:
+        the packets then hold fewer frames than announced, which reads as a cut). The first unreadable packet is the
+        last one the framing reaches before the resynchronisation point.
+
+        A resynchronisation point must be confirmed by its chain to the end: at least 3 packets, at a whole number of
+        packets from the end, not claiming more frames than its bytes can hold (at a tenth of a typical packet's bytes
+        per frame; the tail of a cut file, less than a packet long, almost never passes), and no more packets after
+        the last one the forward parse reached before it than the bytes between them hold (at a third of a typical
+        packet each). The damaged packet is known to within one: an offset inside it can chain into the packets
+        after it by chance."""
+        header, body = self.header, self.body
+        rate = header.model_sampling_rate / header.hop_length
+        packet_frames, sync = header.packet_length_frames, header.sync_period_frames
+        offset, frames, index, reached = 0, 0, 0, []  # the forward parse: (offset, first frame) of each packet
+        ended = "end"
+        while offset < len(body):
+            try:
+                parsed = _parse_packet(body, offset, index)
+                if isinstance(parsed, str):
+                    ended = "truncated"
+                    break
+                packet, end = parsed
+                count = header.frames_in(packet)
+            except CorruptStreamError:
+                ended = "corrupt"
+                break
+            if packet.frames is not None and end != len(body):
+                ended = "corrupt"
+                break
+            reached.append((offset, frames))
+            offset, frames, index = end, frames + count, index + 1
+        expected = header.num_frames
+        if ended == "end" and (expected is None or frames == expected):
+            return "complete", frames / rate
+        if ended == "end" and frames > expected:
+            return (f"damaged: the packets hold {frames} frames but the header announces {expected}; the header or a "
+                    "length field is damaged, or two streams were joined"), 0.0
+        sizes = sorted(end - start for (start, _), (end, _) in zip(reached, reached[1:] + [(offset, frames)]))
+        typical = max(sizes[len(sizes) // 2], 4) if sizes else 4  # median packet: garbage parses are few
+        if ended != "end":
+            reached.append((offset, frames))  # where the forward parse stopped: a packet it could not read
+        resync = None
+        for candidate in range(1, len(body)):
+            first, chain = self.first_frame(candidate), self.chain(candidate)
+            if first is None or chain[1] < 3 or (len(body) - candidate) * 10 * packet_frames < typical * chain[0]:
+                continue
+            # The packet before it in the forward parse: the candidate must follow it by as many packets as the
+            # bytes between them can hold (a random offset before the damage may chain over it into the packets
+            # after it, but then claims more frames than its place allows).
+            for position in range(len(reached) - 1, -1, -1):
+                start, frame = reached[position]
+                if start >= candidate or frame >= first:
+                    continue
+                if first - frame <= packet_frames * -(-(candidate - start) * 3 // typical):
+                    resync = candidate, position, frame, first
+                break
+            if resync is not None:
+                break
+        if resync is None:
+            if ended != "corrupt":
+                return f"truncated after {frames / rate:.2f} s", frames / rate
+            first = reached[-1][1] if reached else 0
+            return (f"damaged: unreadable from packet {max(len(reached) - 1, 0)} ({first / rate:.2f} s) to the "
+                    "end"), first / rate
+        _, damaged, damaged_frame, resumed = resync
+        audio = -(-resumed // sync) * sync
+        last = resumed // packet_frames - 1
+        span = f"packet {damaged}" if last <= damaged else f"packets {damaged}-{last}"
+        return (f"damaged: {span} unreadable (resynchronised at {resumed / rate:.2f} s; audio resumes at the sync "
+                f"point at {audio / rate:.2f} s)"), damaged_frame / rate
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # datagram mode (format version 4): a stream description sent out of band, then self-contained packets
 
