@@ -73,8 +73,10 @@ def make_description(**overrides) -> DatagramDescription:
 def test_description_bytes_are_pinned():
     """If this fails, the description's layout changed: bump DATAGRAM_FORMAT_VERSION and update docs/bitstream.md."""
     data = make_description().to_bytes()
-    assert data.hex() == ("4c4d4364040380" "3e000080bb0000" "4001030c0a0c00" "0206000001010101010101" "01d89878"
-                          + f"{bitstream.crc16(data[:-2]):04x}"[2:] + f"{bitstream.crc16(data[:-2]):04x}"[:2])
+    # magic, version 4, flags 3, 16000, 48000, hop 320, Nc 3, Nq 12, log2 K 10, R 12, P 2, M 6, k 0, fingerprint,
+    # shares 216 152 120, CRC
+    assert data.hex() == ("4c4d4364" "04" "03" "803e0000" "80bb0000" "4001" "03" "0c" "0a" "0c00" "02" "0600" "00"
+                          "0101010101010101" "d89878" "fc7c")
     assert len(data) == bitstream.DATAGRAM_DESCRIPTION_BASE_SIZE + 3 == 38
     assert DatagramDescription.from_bytes(data) == make_description()
 
