@@ -500,7 +500,7 @@ def _decode_whole_file_partially(decompressor: LMCodecStreamDecompressor, header
     sync = header.sync_period_frames
     rate = decompressor.backend.settings.frame_rate
     outputs: list[np.ndarray] = []
-    offset, index, in_context, restart = 0, 0, False, False
+    offset, index, restart = 0, 0, False
 
     def silence(frames: int, reason: str) -> None:
         nonlocal restart
@@ -532,10 +532,10 @@ def _decode_whole_file_partially(decompressor: LMCodecStreamDecompressor, header
             if parsed is not None:
                 packet, end, frames = parsed
                 segment_start = decompressor.frames_done % sync == 0
-                codes = decode(packet, frames, segment_start) if segment_start or in_context else None
+                codes = decode(packet, frames, segment_start)
                 if codes is not None:
                     play(codes)
-                    offset, index, in_context = end, index + 1, True
+                    offset, index = end, index + 1
                     continue
             # Damage at packet `index`: find the next packet that decodes as a sync period's start.
             damaged_at, damaged_offset = decompressor.frames_done, offset
@@ -552,11 +552,11 @@ def _decode_whole_file_partially(decompressor: LMCodecStreamDecompressor, header
                     break
             if found is None:
                 break
-            candidate, end, first, codes = found
+            _, end, first, codes = found
             silence(first - decompressor.frames_done,
                     f"{reason}, resynchronised at the sync point at {first / rate:.2f} s")
             play(codes)
-            offset, index, in_context = end, first // header.packet_length_frames + 1, True
+            offset, index = end, first // header.packet_length_frames + 1
         expected = header.num_frames
         if expected is not None and decompressor.frames_done < expected:
             status, _ = framing.describe_damage()
