@@ -440,6 +440,24 @@ class LMCodecModel(LMCodecPreTrainedModel):
         return LMCodecStreamDecompressor(self, header, do_sample=do_sample, seed=seed, partial=partial,
                                          fine_decoding=fine_decoding)
 
+    def datagram_encoder(self, packet_frames: int = 2, sync_frames: int = 12, sampling_rate: int = 16000,
+                         num_coarse_quantizers: int | None = None, **options):
+        """Real-time packets for UDP / RTP (datagram mode): `e.description() -> bytes` (send once, out of band),
+        `e.push(samples) -> list[bytes]` (one datagram each), `e.flush()`. Options: `sequence_modulus`,
+        `check_bits`, `start_mix` (see `lmcodec.datagram.DatagramEncoder`)."""
+        from .datagram import DatagramEncoder
+
+        return DatagramEncoder(self, packet_frames, sync_frames, sampling_rate, num_coarse_quantizers, **options)
+
+    def datagram_decoder(self, description: bytes, fine_decoding: str | None = None, seed: int | None = None,
+                         **options):
+        """The receiver of a datagram stream: `d.push(packet or None) -> samples` in arrival order, `d.lost(count)`,
+        `d.finish()`; `d.report` counts received, lost and undecodable frames (see
+        `lmcodec.datagram.DatagramDecoder`)."""
+        from .datagram import DatagramDecoder
+
+        return DatagramDecoder(self, description, fine_decoding=fine_decoding, seed=seed, **options)
+
     # ------------------------------------------------------------------ sharing
     def push_to_hub(self, repo_id: str, *args, feature_extractor=None, **options):
         """Upload to the Hub with fresh remote code and a model card rendered by `lmcodec.hub_cards` (options: those

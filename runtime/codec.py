@@ -222,6 +222,22 @@ class RuntimeCodec:
 
         return LMCodecStreamDecompressor(self, header, seed=seed, partial=partial, fine_decoding=fine_decoding)
 
+    def datagram_encoder(self, packet_frames: int = 2, sync_frames: int = 12, sampling_rate: int = SAMPLING_RATE,
+                         num_coarse_quantizers: int | None = None, **options):
+        """Real-time packets for UDP / RTP: `e.description() -> bytes` (out of band), `e.push(samples) ->
+        list[bytes]`, `e.flush()` (see `lmcodec.datagram.DatagramEncoder`)."""
+        from lmcodec.datagram import DatagramEncoder
+
+        return DatagramEncoder(self, packet_frames, sync_frames, sampling_rate, num_coarse_quantizers, **options)
+
+    def datagram_decoder(self, description: bytes, fine_decoding: str | None = None, seed: int | None = None,
+                         **options):
+        """The receiver of a datagram stream: `d.push(packet or None) -> samples`, `d.lost(count)`, `d.finish()`,
+        `d.report` (see `lmcodec.datagram.DatagramDecoder`)."""
+        from lmcodec.datagram import DatagramDecoder
+
+        return DatagramDecoder(self, description, fine_decoding=fine_decoding, seed=seed, **options)
+
     def encode(self, audio: np.ndarray, num_quantizers: int | None = None) -> np.ndarray:
         """16 kHz mono audio `[T]` → codes `[K, ceil(T / hop)]` (K: all levels unless `num_quantizers`)."""
         levels = num_quantizers or self.settings.num_quantizers

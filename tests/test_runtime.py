@@ -54,6 +54,25 @@ def test_both_backends_write_the_same_bytes_and_read_each_others_streams(checkpo
                                    err_msg=decoding)
 
 
+def test_both_backends_write_the_same_datagrams_and_read_each_others(checkpoint, codec):
+    model, _ = checkpoint
+    audio = speech_like(1.3, 22050, seed=5)
+    sent = {}
+    for name, backend in (("runtime", codec), ("torch", model)):
+        encoder = backend.datagram_encoder(packet_frames=2, sync_frames=12, sampling_rate=22050, check_bits=1)
+        sent[name] = (encoder.description(), encoder.push(audio[:10000]) + encoder.push(audio[10000:]) +
+                      encoder.flush())
+    assert sent["runtime"] == sent["torch"]
+    description, packets = sent["torch"]
+    heard = {}
+    for name, backend in (("runtime", codec), ("torch", model)):
+        decoder = backend.datagram_decoder(description, fine_decoding="coarse-only")
+        heard[name] = np.concatenate([decoder.push(None if n == 5 else packet) for n, packet in enumerate(packets)]
+                                     + [decoder.finish()])
+        assert decoder.report.packets_lost == 1 and decoder.report.packets_undecodable == 0  # 6: a segment start
+    assert len(heard["runtime"]) == len(packets) * 2 * 320
+    np.testing.assert_allclose(heard["runtime"], heard["torch"], atol=1e-4)
+
 def test_sampled_fine_decoding_is_reproducible(codec, checkpoint):
     data = codec.compress(speech_like(1.5, seed=4))
     first = codec.decompress(data, fine_decoding="sample", seed=3)[0]
