@@ -55,7 +55,9 @@ import json, sys, time
 from lmcodec.threads import limit_threads
 limit_threads(1)
 from lmcodec.cli import open_codec
-open_codec(None, sys.argv[1], 1)
+codec, _ = open_codec(None, sys.argv[1], 1)
+if hasattr(codec, "graphs"):  # the runtime creates an InferenceSession when its graph first runs: ready to encode
+    codec.graphs.encoder.inference
 print(json.dumps({"ready_at": time.time()}))
 """
 
@@ -244,7 +246,8 @@ def startup_commands(folder: Path) -> dict[str, list[str]]:
         '`python -c "import lmcodec.runtime"`': [sys.executable, "-c", "import lmcodec.runtime"],
         "`lmcodec --help`": [lmcodec, "--help"],
         "`lmcodec info` (11 s stream)": [lmcodec, "info", str(folder / "onnx11.lmc")],
-        "start to ready, onnx backend (codec loaded)": [sys.executable, "-c", READY_CHILD, "onnx"],
+        "start to ready, onnx backend (codec loaded, encoder graph built)": [sys.executable, "-c", READY_CHILD,
+                                                                            "onnx"],
         "start to ready, torch backend (model loaded)": [sys.executable, "-c", READY_CHILD, "torch"],
     }
 
