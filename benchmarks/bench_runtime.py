@@ -269,8 +269,8 @@ def measure_rounds(coding: dict, startup: dict, runs: int) -> dict[str, Measure]
     return results
 
 
-def measure_in_process(clips: dict, lyra_dir: str | None, repeats: int) -> dict[str, Measure]:
-    """30 s in one process each: LMCodec's runtime, EncodecModel, and Lyra v2 (coding time only)."""
+def measure_in_process(clips: dict, repeats: int) -> dict[str, Measure]:
+    """30 s in one process each: LMCodec's runtime and EncodecModel (Lyra v2's coding time comes with its rows)."""
     wav = str(clips[max(DURATIONS)]["wav"])
     results = {}
     for system in ("lmcodec", "encodec"):
@@ -459,7 +459,7 @@ def main(argv: list[str] | None = None) -> None:
         clips = make_clips(Path(args.speech_dir), folder)
         coding, startup = coding_commands(clips, folder, lyra_dir), startup_commands(folder)
         results = measure_rounds(coding, startup, args.runs)
-        in_process = measure_in_process(clips, lyra_dir, args.runs)
+        in_process = measure_in_process(clips, args.runs)
         busy = measure_oversubscription(clips, folder, args.runs)
     figures = derive(results, in_process, busy, lyra_dir is not None)
     facts = conditions(load_at_start, args.runs)
