@@ -3,8 +3,9 @@ Lyra v2 and transformers' EncodecModel, on 3 s, 11 s and 30 s of real speech, on
 
 Every command runs as its own process, `--runs` rounds after one warm-up round (every command once per round, so a
 drift in the machine's speed touches all of them alike); figures are medians with the min–max beside them. Wall time
-is the parent's clock from just before the start to just after the exit; peak RSS is the process's maximum resident
-set size from GNU time (`time -f %M`), which a small process forks, so the parent's memory does not leak into it.
+is the parent's clock from just before the start to just after the exit; CPU time (user + system) and peak RSS (the
+maximum resident set size) come from GNU time (`time -f "%M %U %S"`), a small process that forks the command, so the
+parent's memory does not leak into the figure. On a shared machine the CPU column is the steadier one.
 
 - `lmcodec encode` / `decode --backend onnx|torch --threads 1` (the installed entry point), `c2enc` / `c2dec` 1300 on
   8 kHz input (resampled beforehand with soxr, as training/reference_codecs.py does), `opusenc` / `opusdec` at 6 kbps;
@@ -78,24 +79,29 @@ def child_lyra(lyra_dir: str, wav: str) -> dict:
     audio, _ = soundfile.read(wav, dtype="float32")
     frames = audio[: len(audio) // 320 * 320].reshape(-1, 1, 320)
     levels = np.int32(LYRA_LEVELS)
-    start = time.perf_counter()
-    for frame in frames:
-        features = encoder(input_audio=frame)["output_0"]
-        indices = quantize(input_frames=features, num_quantizers=levels)["output_0"]
-        indices[LYRA_LEVELS:] = -1
-        decoder(input_audio=dequantize(encoding_indices=indices)["output_0"])
-    return {"ready_at": ready_at, "coding_s": time.perf_counter() - start, "seconds": len(frames) * 320 / 16000}
+
+    def code():
+        for frame in frames:
+            features = encoder(input_audio=frame)["output_0"]
+            indices = quantize(input_frames=features, num_quantizers=levels)["output_0"]
+            indices[LYRA_LEVELS:] = -1
+            decoder(input_audio=dequantize(encoding_indices=indices)["output_0"])
+
+    return {"ready_at": ready_at, "coding": timed(code), "seconds": len(frames) * 320 / 16000}
 
 
-def timed_median(function, repeats: int) -> float:
-    """Median seconds of `repeats` calls after one warm-up call."""
+def timed(function) -> dict:
+    """{"wall": s, "cpu": s} of one call."""
+    wall, cpu = time.perf_counter(), time.process_time()
     function()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return {"wall": time.perf_counter() - wall, "cpu": time.process_time() - cpu}
+
+
+def timed_median(function, repeats: int) -> dict:
+    """Median wall and CPU seconds of `repeats` calls after one warm-up call: {"wall": s, "cpu": s}."""
+    function()
+    runs = [timed(function) for _ in range(repeats)]
+    return {clock: statistics.median(run[clock] for run in runs) for clock in ("wall", "cpu")}
 
 
 def child_lmcodec(wav: str, repeats: int) -> dict:
@@ -110,10 +116,10 @@ def child_lmcodec(wav: str, repeats: int) -> dict:
     codes = codec.encode(audio)
     data = codec.compress(audio)
     return {"seconds": len(audio) / 16000,
-            "encode_s": timed_median(lambda: codec.encode(audio), repeats),
-            "decode_s": timed_median(lambda: codec.decode(codes[:coarse]), repeats),
-            "compress_s": timed_median(lambda: codec.compress(audio), repeats),
-            "decompress_s": timed_median(lambda: codec.decompress(data), repeats)}
+            "encode": timed_median(lambda: codec.encode(audio), repeats),
+            "decode": timed_median(lambda: codec.decode(codes[:coarse]), repeats),
+            "compress": timed_median(lambda: codec.compress(audio), repeats),
+            "decompress": timed_median(lambda: codec.decompress(data), repeats)}
 
 
 def child_encodec(wav: str, repeats: int) -> dict:
@@ -130,35 +136,36 @@ def child_encodec(wav: str, repeats: int) -> dict:
     with torch.inference_mode():
         encoded = model.encode(inputs, bandwidth=1.5)
         return {"seconds": len(audio) / 16000,
-                "encode_s": timed_median(lambda: model.encode(inputs, bandwidth=1.5), repeats),
-                "decode_s": timed_median(lambda: model.decode(encoded.audio_codes, encoded.audio_scales), repeats)}
+                "encode": timed_median(lambda: model.encode(inputs, bandwidth=1.5), repeats),
+                "decode": timed_median(lambda: model.decode(encoded.audio_codes, encoded.audio_scales), repeats)}
 
 
 # ------------------------------------------------------------------------------------------------ measuring
 @dataclass
 class Measure:
-    """Every run of one measurement: wall seconds, peak RSS (MB), user CPU seconds, and figures the child printed."""
+    """Every run of one measurement: wall seconds, peak RSS (MB), CPU seconds (user + system), and figures the child
+    printed."""
 
     wall_s: list = field(default_factory=list)
     peak_mb: list = field(default_factory=list)
-    user_s: list = field(default_factory=list)
+    cpu_s: list = field(default_factory=list)
     reported: list = field(default_factory=list)
 
 
 def run_process(command: list[str], env: dict, measure: Measure | None = None) -> tuple[float, str]:
-    """Run `command` under GNU time; add its wall time, peak RSS and user CPU to `measure`. → (wall s, stdout)."""
+    """Run `command` under GNU time; add its wall time, peak RSS and CPU time to `measure`. → (wall s, stdout)."""
     with tempfile.NamedTemporaryFile("r", suffix=".time") as report:
         started_at, start = time.time(), time.perf_counter()
-        result = subprocess.run([shutil.which("time"), "-f", "%M %U", "-o", report.name, *command], check=False,
+        result = subprocess.run([shutil.which("time"), "-f", "%M %U %S", "-o", report.name, *command], check=False,
                                 env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL)
         wall = time.perf_counter() - start
         if result.returncode != 0:
             sys.exit(f"failed ({result.returncode}): {' '.join(command)}\n{result.stderr.strip()[-2000:]}")
-        peak_kb, user = report.read().split()[-2:]
+        peak_kb, user, system = report.read().split()[-3:]
     if measure is not None:
         measure.wall_s.append(wall)
         measure.peak_mb.append(int(peak_kb) / 1024)
-        measure.user_s.append(float(user))
+        measure.cpu_s.append(float(user) + float(system))
         line = (result.stdout.strip().splitlines() or [""])[-1]
         if line.startswith("{"):
             figures = json.loads(line)
@@ -259,7 +266,8 @@ def is_lmcodec(name: str) -> bool:
 def measure_rounds(coding: dict, startup: dict, runs: int) -> dict[str, Measure]:
     """One warm-up round, then `runs` rounds of every command once each."""
     results: dict[str, Measure] = {}
-    jobs = [(f"{name} @{seconds}s", command) for name, by_clip in coding.items() for seconds, command in by_clip.items()]
+    jobs = [(f"{name} @{seconds}s", command)
+            for name, by_clip in coding.items() for seconds, command in by_clip.items()]
     jobs += list(startup.items())
     for round_number in range(runs + 1):
         for key, command in jobs:
@@ -322,88 +330,90 @@ def verdict(value: float, limit: float, below: bool = True) -> str:
 
 def derive(results: dict[str, Measure], in_process: dict[str, Measure], busy: dict[str, Measure],
            lyra: bool) -> dict:
-    """The figures the targets are about."""
+    """The figures the targets are about; in-process real-time factors by the wall clock and by CPU time."""
     longest = max(DURATIONS)
     lm, enc = in_process["lmcodec"].reported[0], in_process["encodec"].reported[0]
-    codec_rtf = (lm["encode_s"] + lm["decode_s"]) / lm["seconds"]
-    path_rtf = (lm["compress_s"] + lm["decompress_s"]) / lm["seconds"]
-    encodec_rtf = (enc["encode_s"] + enc["decode_s"]) / enc["seconds"]
-    figures = {"codec_rtf": codec_rtf, "whole_path_rtf": path_rtf, "encodec_rtf": encodec_rtf,
-               "encodec_over_codec": encodec_rtf / codec_rtf, "encodec_over_whole_path": encodec_rtf / path_rtf}
+    figures = {}
+    for clock in ("wall", "cpu"):
+        rtf = {"codec": (lm["encode"][clock] + lm["decode"][clock]) / lm["seconds"],
+               "whole_path": (lm["compress"][clock] + lm["decompress"][clock]) / lm["seconds"],
+               "encodec": (enc["encode"][clock] + enc["decode"][clock]) / enc["seconds"]}
+        rtf["encodec_over_codec"] = rtf["encodec"] / rtf["codec"]
+        rtf["encodec_over_whole_path"] = rtf["encodec"] / rtf["whole_path"]
+        if lyra:
+            runs = results[f"Lyra v2 process (encode + quantize + decode) @{longest}s"].reported
+            rtf["lyra"] = median([r["coding"][clock] / r["seconds"] for r in runs])
+            rtf["lyra_over_whole_path"] = rtf["lyra"] / rtf["whole_path"]
+        figures[f"in_process_{clock}"] = rtf
     for backend in ("onnx", "torch"):
         for step in ("encode", "decode"):
             runs = results[f"`lmcodec {step} --backend {backend}` @{longest}s"]
             figures[f"{backend}_{step}_rtf_whole_process"] = median(runs.wall_s) / longest
             figures[f"{backend}_{step}_rtf_coding"] = median([r["coding_rtf"] for r in runs.reported])
         plain, pinned = busy[f"busy {backend}"], busy[f"busy {backend} OPENBLAS_NUM_THREADS=1"]
-        ratios = [a / b for a, b in zip(plain.wall_s, pinned.wall_s)]
-        figures[f"{backend}_busy_ratios"] = ratios
-        figures[f"{backend}_busy_ratio"] = median(ratios)
-    if lyra:
-        runs = results[f"Lyra v2 process (encode + quantize + decode) @{longest}s"].reported
-        figures["lyra_rtf"] = median([r["coding_s"] / r["seconds"] for r in runs])
-        figures["lyra_over_whole_path"] = figures["lyra_rtf"] / path_rtf
+        figures[f"{backend}_busy_wall_ratios"] = [a / b for a, b in zip(plain.wall_s, pinned.wall_s)]
+        figures[f"{backend}_busy_cpu_ratios"] = [a / b for a, b in zip(plain.cpu_s, pinned.cpu_s)]
     return figures
 
 
 def table(results: dict[str, Measure], in_process: dict[str, Measure], busy: dict[str, Measure], coding: dict,
           startup: dict, figures: dict) -> str:
-    """The Markdown table."""
+    """The Markdown table: whole processes on each clip, start-up, in-process real-time factors, oversubscription."""
     longest = max(DURATIONS)
     lines = ["| measurement (one thread) | " + " | ".join(f"{s} s of speech" for s in DURATIONS)
-             + f" | RTF at {longest} s: whole process (coding alone) | peak RSS at {longest} s | target |",
-             "|---" * (len(DURATIONS) + 4) + "|"]
-    targets = {"`lmcodec encode --backend onnx`": ("wall", 1.0), "`lmcodec decode --backend onnx`": ("wall", 1.0)}
+             + f" | RTF at {longest} s: whole process (coding alone) | CPU at {longest} s | peak RSS at {longest} s "
+               "| target |",
+             "|---" * (len(DURATIONS) + 5) + "|"]
+    blank = " | ".join("" for _ in DURATIONS[1:])
     for name in coding:
         runs = [results[f"{name} @{s}s"] for s in DURATIONS]
         last = runs[-1]
         rtf = f"{median(last.wall_s) / longest:.3f}"
-        coding_rtf = [r.get("coding_rtf", r.get("coding_s", 0) / r.get("seconds", 1)) for r in last.reported]
+        coding_rtf = [r["coding_rtf"] if "coding_rtf" in r else r["coding"]["wall"] / r["seconds"]
+                      for r in last.reported]
         if coding_rtf:
             rtf += f" ({median(coding_rtf):.3f})"
         target = ""
-        if name in targets:
-            eleven = median(results[f"{name} @11s"].wall_s)
-            target = (f"11 s ≤ 1.0 s: {verdict(eleven, 1.0)}; RTF ≤ 0.06: "
+        if name in ("`lmcodec encode --backend onnx`", "`lmcodec decode --backend onnx`"):
+            target = (f"11 s ≤ 1.0 s: {verdict(median(results[f'{name} @11s'].wall_s), 1.0)}; RTF ≤ 0.06: "
                       f"{verdict(median(last.wall_s) / longest, 0.06)}")
             if "decode" in name:
                 target += f"; RSS ≤ 200 MB: {verdict(median(last.peak_mb), 200)}"
         lines.append(f"| {name} | " + " | ".join(spread(r.wall_s) for r in runs)
-                     + f" | {rtf} | {median(last.peak_mb):.0f} MB | {target} |")
-    blank = " | ".join("" for _ in DURATIONS[1:])
-    for name in startup:
-        measure = results[name]
-        value = spread(measure.wall_s)
-        if measure.reported:
-            value = spread([r["ready_s"] for r in measure.reported])
-        target = f"≤ 0.3 s: {verdict(median(measure.wall_s), 0.3)}" if "import lmcodec.runtime" in name else ""
-        lines.append(f"| {name} | {value} | {blank} | | {median(measure.peak_mb):.0f} MB | {target} |")
+                     + f" | {rtf} | {median(last.cpu_s):.2f} s | {median(last.peak_mb):.0f} MB | {target} |")
     lyra_key = f"Lyra v2 process (encode + quantize + decode) @{DURATIONS[0]}s"
-    if lyra_key in results:
-        lyra = results[lyra_key]
-        lines.append(f"| start to ready, Lyra v2 (three interpreters loaded) | "
-                     f"{spread([r['ready_s'] for r in lyra.reported])} | {blank} | | {median(lyra.peak_mb):.0f} MB | |")
+    ready_rows = [(name, results[name], f"{median(results[name].cpu_s):.2f} s") for name in startup]
+    if lyra_key in results:  # from the Lyra processes of the shortest clip (their CPU time includes the coding)
+        ready_rows.append(("start to ready, Lyra v2 (three interpreters loaded)", results[lyra_key], ""))
+    for name, measure, cpu in ready_rows:
+        value = spread([r["ready_s"] for r in measure.reported] if measure.reported else measure.wall_s)
+        target = f"≤ 0.3 s: {verdict(median(measure.wall_s), 0.3)}" if "import lmcodec.runtime" in name else ""
+        lines.append(f"| {name} | {value} | {blank} | | {cpu} | {median(measure.peak_mb):.0f} MB | {target} |")
+    wall, cpu = figures["in_process_wall"], figures["in_process_cpu"]
     lm, enc = in_process["lmcodec"], in_process["encodec"]
-    rows = [("LMCodec codec in one process: ONNX encoder + decoder graphs", figures["codec_rtf"], lm, ""),
-            ("EncodecModel 24 kHz in one process (encode + decode, 1.5 kbps)", figures["encodec_rtf"], enc,
-             (f"≥ 10× slower than LMCodec's codec: {figures['encodec_over_codec']:.1f}×, "
-              f"{verdict(figures['encodec_over_codec'], 10, below=False)} "
-              f"({figures['encodec_over_whole_path']:.1f}× the whole path)")),
-            ("LMCodec whole path in one process: `compress` + `decompress`", figures["whole_path_rtf"], lm, "")]
-    if "lyra_rtf" in figures:
-        lyra = results[f"Lyra v2 process (encode + quantize + decode) @{longest}s"]
-        rows.append(("Lyra v2 in one process (encode + quantize + decode, 3.2 kbps)", figures["lyra_rtf"], lyra,
-                     (f"LMCodec's whole path no slower: {figures['lyra_over_whole_path']:.2f}× Lyra's speed, "
-                      f"{verdict(figures['lyra_over_whole_path'], 1.0, below=False)}")))
-    for name, rtf, measure, target in rows:
-        lines.append(f"| {name} | {blank} | | {rtf:.4f} | {median(measure.peak_mb):.0f} MB | {target} |")
+    encodec_target = (f"≥ 10× LMCodec's codec: {wall['encodec_over_codec']:.1f}× (CPU "
+                      f"{cpu['encodec_over_codec']:.1f}×), {verdict(wall['encodec_over_codec'], 10, below=False)}; "
+                      f"the whole path {wall['encodec_over_whole_path']:.1f}×")
+    rows = [("LMCodec codec in one process: ONNX encoder + decoder graphs", "codec", lm, ""),
+            ("EncodecModel 24 kHz in one process (encode + decode, 1.5 kbps)", "encodec", enc, encodec_target),
+            ("LMCodec whole path in one process: `compress` + `decompress`", "whole_path", lm, "")]
+    if "lyra" in wall:
+        lyra_target = (f"LMCodec's whole path no slower: {wall['lyra_over_whole_path']:.2f}× Lyra's speed (CPU "
+                       f"{cpu['lyra_over_whole_path']:.2f}×), "
+                       f"{verdict(wall['lyra_over_whole_path'], 1.0, below=False)}")
+        rows.append(("Lyra v2 in one process (encode + quantize + decode, 3.2 kbps)", "lyra",
+                     results[f"Lyra v2 process (encode + quantize + decode) @{longest}s"], lyra_target))
+    for name, key, measure, target in rows:
+        lines.append(f"| {name} | {blank} | | {wall[key]:.4f} | RTF {cpu[key]:.4f} | {median(measure.peak_mb):.0f} MB "
+                     f"| {target} |")
     for backend in ("onnx", "torch"):
         plain, pinned = busy[f"busy {backend}"], busy[f"busy {backend} OPENBLAS_NUM_THREADS=1"]
-        ratio = figures[f"{backend}_busy_ratio"]
+        ratios, cpu_ratios = figures[f"{backend}_busy_wall_ratios"], figures[f"{backend}_busy_cpu_ratios"]
         lines.append(f"| `lmcodec encode --backend {backend}` beside a busy process: plain / OPENBLAS_NUM_THREADS=1 "
-                     f"| {blank} | {spread(plain.wall_s)} / {spread(pinned.wall_s)} | ratio {ratio:.2f} "
-                     f"({min(figures[f'{backend}_busy_ratios']):.2f}–{max(figures[f'{backend}_busy_ratios']):.2f}) "
-                     f"| {median(plain.peak_mb):.0f} MB | within 10 %: {verdict(abs(ratio - 1), 0.10)} |")
+                     f"| {blank} | {spread(plain.wall_s)} / {spread(pinned.wall_s)} | ratio {median(ratios):.2f} "
+                     f"({min(ratios):.2f}–{max(ratios):.2f}) | {median(plain.cpu_s):.2f} / "
+                     f"{median(pinned.cpu_s):.2f} s, ratio {median(cpu_ratios):.2f} | {median(plain.peak_mb):.0f} MB "
+                     f"| within 10 %: {verdict(abs(median(ratios) - 1), 0.10)} |")
     return "\n".join(lines)
 
 
