@@ -56,6 +56,23 @@ def test_default_names_the_bundled_checkpoint():
         lmcodec.DEFAULT_CHECKPOINT).decoder_window_length
 
 
+def test_the_fine_tuning_recipe_starts_from_the_default_with_the_current_decoder_recipe():
+    model_args, data_args, args = parse_arguments((ModelArguments, DataArguments, CodecTrainingArguments),
+                                                  ["--config", str(CONFIG_DIR / "finetune-default.json")])
+    _, _, current = parse_arguments((ModelArguments, DataArguments, CodecTrainingArguments),
+                                    ["--config", str(CONFIG_DIR / "decoder-linear-mrd.json")])
+    assert model_args.model_name_or_path == "default" and model_args.freeze == "encoder,quantizer"
+    for name in ("discriminators", "discriminator_channels", "magnitude_discriminator_compression",
+                 "adversarial_weight", "feature_matching_weight", "adversarial_loss", "discriminator_update_every",
+                 "discriminator_learning_rate"):
+        assert getattr(args, name) == getattr(current, name), name
+    assert args.max_steps <= 500 and args.num_threads <= 2  # minutes on a laptop, not hours
+    assert args.learning_rate < current.learning_rate  # the default's decoder is annealed: a gentler peak
+    assert data_args.train_dataset.startswith("data/speech/") and "," not in data_args.train_dataset  # the data root
+    assert "librispeech-test-other" not in data_args.train_dataset
+    assert data_args.eval_dataset is None and data_args.eval_holdout > 0 and not data_args.train_exclude
+
+
 # ---------------------------------------------------------------------------------------------------- flags
 class Parsed(Exception):  # noqa: N818 - carries the parse result out of a script's main
     def __init__(self, parser, namespace):
@@ -143,3 +160,19 @@ def test_recorded_run_arguments_name_fields_not_flags(tmp_path):
     recorded = json.loads(write_run_arguments(tmp_path, *parsed_args).read_text())
     assert recorded["max_steps"] == 3 and "max-steps" not in recorded
 
+
+def test_max_train_items_keeps_the_first_items_after_the_held_out_ones(tmp_path):
+    import soundfile as sf
+
+    from lmcodec.training.data import dataset_paths, train_and_held_out
+    from tests.test_data import speech_like
+
+    for index in range(6):
+        sf.write(tmp_path / f"{index}.wav", speech_like(0.5, 16000, seed=index), 16000)
+    arguments = DataArguments(train_dataset=str(tmp_path), eval_holdout=2, max_train_items=3)
+    train, held_out = train_and_held_out(arguments)
+    assert len(train) == 3 and len(held_out) == 2
+    assert not dataset_paths(train) & dataset_paths(held_out)
+    assert list(train["path"]) == sorted(train["path"])  # the first ones, in path order
+    everything, _ = train_and_held_out(DataArguments(train_dataset=str(tmp_path), eval_holdout=2))
+    assert list(train["path"]) == list(everything["path"])[:3]

@@ -68,6 +68,11 @@ class DataArguments:
         metadata={"help": "When eval_dataset is folders of files, drop those files from the training data (so "
                   "eval_dataset can name dev-speaker subfolders of a training folder), and fail if any remain."},
     )
+    max_train_items: int = field(
+        default=0,
+        metadata={"help": "Train on the first N training items only (in path order, after the held-out and excluded "
+                  "ones are set aside; 0: all), e.g. a few minutes of speech for a quick fine-tune."},
+    )
     eval_spread: bool = field(
         default=False,
         metadata={"help": "Take the max_eval_items evaluation utterances evenly spread over eval_dataset (every "
