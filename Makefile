@@ -19,7 +19,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 $(VENV)/.installed-dev: $(VENV)/.installed pyproject.toml
-	$(PIP) install -q $(TORCH) -e ".[dev,eval,train]"
+	$(PIP) install -q $(TORCH) -e ".[dev,eval,train,export]"
 	touch $@
 
 install: $(VENV)/.installed

@@ -21,7 +21,8 @@ Sources, and nothing else:
   weights, default apache-2.0), ``notes`` and ``limitations`` (lists of str), ``learning_curves`` ({"caption": str,
   "columns": [str], "rows": [[cell per column]]}: measured checkpoints of the run, shown as a table); any other key
   is listed as it is.
-  Without facts from the caller, a `training_facts.json` inside the checkpoint folder is used if present.
+  Without facts from the caller, a `training_facts.json` inside the checkpoint folder is used if present, and
+  likewise its `results.json` without results.
 
 The licences and attribution of the training corpora are written here (`CORPORA`), not read from the data folders at
 run time.
@@ -42,6 +43,7 @@ from lmcodec.errors import LMCodecError
 
 TEMPLATE = "model_card.md"
 TRAINING_FACTS_FILE = "training_facts.json"  # read from the checkpoint folder when no training facts are passed
+RESULTS_FILE = "results.json"  # likewise when no results are passed
 DEFAULT_LICENSE = "apache-2.0"
 TAGS = ["audio", "speech", "speech-coding", "neural-audio-codec", "low-bitrate", "lmcodec"]
 TINY_PARAMETERS = 1_000_000  # below this, a checkpoint is a test model, whatever its config says
@@ -162,6 +164,14 @@ def find_training_facts(checkpoint_dir: str | os.PathLike, training_facts):
     return training_facts
 
 
+def find_results(checkpoint_dir: str | os.PathLike, results):
+    """The results as given (dict or path), else the checkpoint folder's `results.json` (the bundled default ships
+    one), else None."""
+    if results is None and (Path(checkpoint_dir) / RESULTS_FILE).is_file():
+        return Path(checkpoint_dir) / RESULTS_FILE
+    return results
+
+
 def load_results(source: str | os.PathLike | dict | None) -> dict | None:
     """results.json of `lmcodec evaluate` (path or dict), checked against its schema; None stays None."""
     from lmcodec.training.report import check_results
@@ -235,17 +245,20 @@ def config_facts(config) -> dict:
         "sync_seconds": f"{config.sync_frames / config.frame_rate:g}",
         "packet_seconds": f"{config.packet_frames / config.frame_rate:g}",
         "default_nc": config.num_coarse_quantizers,
+        "fine_decoding": config.fine_decoding,
         "bitstream_version": FORMAT_VERSION,
         "integer_entropy_model": bool(getattr(config, "integer_entropy_model", False)),
     }
 
 
-def operating_points(config) -> list[dict]:
+def operating_points(config, results: dict | None = None) -> list[dict]:
     points = []
     for levels in config.operating_points:
         rate = config.coarse_bitrate(levels) / 1000
+        measured = measured_kbps(results, levels)
         points.append({"name": f"{kbps(rate)} kbps", "nc": levels, "fine": config.num_quantizers - levels,
-                       "kbps": kbps(rate), "default": levels == config.num_coarse_quantizers})
+                       "kbps": kbps(rate), "default": levels == config.num_coarse_quantizers,
+                       "measured": "—" if measured is None else f"{measured:.3f}"})
     return points
 
 
@@ -361,11 +374,7 @@ def evaluation_section(results: dict) -> dict:
                     "numbers do not measure a trained LMCodec.**" if random
                     else f"Weights evaluated: {one_line(meta.get('model'))}.")
     data_text = str(meta.get("data") or "").lower()
-    from lmcodec.training.report import PAIRED_NOTE, paired_table
-
     return {
-        "paired_table": paired_table(results),
-        "paired_note": "Paired differences. " + PAIRED_NOTE,
         "weights_line": weights_line,
         "data_line": data_line,
         "machine_line": machine_line,
@@ -384,6 +393,154 @@ def evaluation_section(results: dict) -> dict:
         "model_index_note": None if random else (
             "The `model-index` metadata of this card lists LMCodec's own rows (one per operating point); the "
             "ablations, the anchor and the reference codecs are in the table only."),
+    }
+
+
+# ---------------------------------------------------------------------------------------------------- first screen
+def default_row(results: dict, config) -> dict | None:
+    """The LMCodec row of the checkpoint's default operating point (decoded with its default fine decoding)."""
+    levels = results["metadata"].get("default_operating_point") or config.num_coarse_quantizers
+    return next((row for row in results["systems"]
+                 if row["kind"] == "lmcodec" and row.get("num_coarse_quantizers") == levels), None)
+
+
+def measured_kbps(results: dict | None, levels: int) -> float | None:
+    """The measured kbps (every byte counted) of LMCodec's row at `levels` coarse levels, if results.json has one."""
+    row = next((row for row in (results or {}).get("systems", [])
+                if row["kind"] == "lmcodec" and row.get("num_coarse_quantizers") == levels), None)
+    return row.get("kbps") if row and (row.get("kbps_source") or "").startswith("measured") else None
+
+
+def introduction(config, results: dict | None, graphs: bool) -> list[str]:
+    """The card's opening paragraphs: what the codec is, at which rate and latency (from the config and results.json),
+    and what the checkpoint holds."""
+    levels, total = config.num_coarse_quantizers, config.num_quantizers
+    raw = kbps(config.coarse_bitrate(levels) / 1000)
+    measured = measured_kbps(results, levels)
+    if not getattr(config, "integer_entropy_model", False):
+        rate = f"{raw} kbps"
+        coding = (f"as raw codes ({raw} kbps: this checkpoint has no integer entropy model, so it does not "
+                  "entropy-code)")
+    elif measured is not None:
+        rate = f"about {measured:.1f} kbps"
+        coding = (f"range-coded with the probabilities of a causal Transformer (the entropy LM): {measured:.3f} kbps "
+                  f"measured with every byte of the coded files counted, against {raw} kbps of raw codes")
+    else:
+        rate = f"under {raw} kbps"
+        coding = (f"range-coded with the probabilities of a causal Transformer (the entropy LM), below the {raw} kbps "
+                  "of raw codes (not measured for these weights)")
+    others = []
+    for point in config.operating_points:
+        if point != levels:
+            rate_of_point = measured_kbps(results, point)
+            others.append(f"Nc={point} ({rate_of_point:.3f} kbps measured)" if rate_of_point is not None
+                          else f"Nc={point} ({kbps(config.coarse_bitrate(point) / 1000)} kbps of raw codes)")
+    frame_ms = 1000 * config.hop_length / config.sampling_rate
+    what = (f"LMCodec is a causal neural speech codec for {config.sampling_rate / 1000:g} kHz mono speech at {rate}. "
+            f"Every {frame_ms:g} ms ({config.frame_rate:g} frames/s) its encoder writes {total} residual-vector-"
+            f"quantized codes, coarsest first; the default operating point sends the first {levels} (Nc={levels}), "
+            f"{coding}. Algorithmic latency: {config.algorithmic_latency_ms:g} ms, streaming or offline."
+            + (f" Other operating point{'s' if len(others) > 1 else ''}: {', '.join(others)}." if others else ""))
+    origin = ("An independent implementation after *LMCodec: A Low Bitrate Speech Codec With Causal Transformer "
+              "Models* (Jenrungrot et al., ICASSP 2023, [arXiv:2303.12984](https://arxiv.org/abs/2303.12984)), not "
+              "the authors' code or weights. This checkpoint is the whole codec: encoder, quantizer, decoder, "
+              "entropy LM and fine LM" + (", with ONNX graphs in `onnx/` to run it without torch." if graphs else "."))
+    return [what, origin]
+
+
+FINE_DECODING_NAMES = {"expected": "expected fine vectors", "sample": "sampled fine codes",
+                       "greedy": "greedy fine codes", "coarse-only": "coarse only"}
+
+
+def fine_decoding_comparison(results: dict, config) -> dict | None:
+    """The other fine decodings of the default operating point against the default row, per utterance: {"table"
+    (Markdown), "better" (names of decodings ahead on some paired score by more than two standard errors and behind
+    on none), "alternatives" (their count)}; None when results.json has no such ablations."""
+    from lmcodec.training.report import (HIGHER_IS_BETTER, LABELS, PAIRED_METRICS, paired_cell, paired_difference,
+                                         significant)
+
+    default = default_row(results, config)
+    if default is None:
+        return None
+    prefix = f"lmcodec-nc{default['num_coarse_quantizers']}-"
+    alternatives = [row for row in results["systems"] if row["kind"] == "ablation" and row["slug"].startswith(prefix)
+                    and row["slug"][len(prefix):] in FINE_DECODING_NAMES]
+    keys = [key for key in PAIRED_METRICS if default["per_item"].get(key)
+            and any(row["per_item"].get(key) for row in alternatives)]
+    if not alternatives or not keys:
+        return None
+    lines = ["| " + " | ".join(["decoding", *(LABELS[key] for key in keys)]) + " |", "|" + "---|" * (len(keys) + 1)]
+    better = []
+    for row in alternatives:
+        differences = {key: paired_difference(row, default, key) for key in keys}
+        gains = [(difference[0] if HIGHER_IS_BETTER[key] else -difference[0]) for key, difference in
+                 differences.items() if significant(difference)]
+        suffix = row["slug"][len(prefix):]
+        if any(gain > 0 for gain in gains) and not any(gain < 0 for gain in gains):
+            better.append(FINE_DECODING_NAMES[suffix])
+        lines.append(f"| {FINE_DECODING_NAMES[suffix]} − {FINE_DECODING_NAMES[config.fine_decoding]} (default) | "
+                     + " | ".join(paired_cell(differences[key], key, extra_digits=1) for key in keys) + " |")
+    return {"table": "\n".join(lines), "better": better, "alternatives": len(alternatives)}
+
+
+def decoding_paragraph(config, comparison: dict | None) -> str:
+    """The default decoding, said up front: what the receiver does with the levels that were not sent, and why."""
+    from lmcodec.fine_decoding import FINE_DECODINGS
+
+    levels, rest, mode = config.num_coarse_quantizers, config.num_quantizers - config.num_coarse_quantizers, \
+        config.fine_decoding
+    if mode != "coarse-only":
+        return (f"**Default decoding: {mode}.** The receiver gets {levels} levels and the fine LM regenerates the "
+                f"other {rest} ({FINE_DECODING_NAMES[mode]}); `fine_decoding=\"coarse-only\"` decodes the sent levels "
+                "alone.")
+    if comparison and not comparison["better"]:
+        why = ("it is not used by default because it measured no better (the per-utterance comparison is under "
+               "[Headline numbers](#headline-numbers))")
+    elif comparison:
+        why = (f"it is not used by default (`fine_decoding` in config.json), although the evaluation below measured "
+               f"{', '.join(comparison['better'])} ahead of it on some scores and behind on none")
+    else:
+        why = "it is not used by default (`\"fine_decoding\": \"coarse-only\"` in config.json)"
+    others = [name for name in FINE_DECODINGS if name not in (mode, "expected")]
+    options = '`fine_decoding="expected"` (or ' + ", ".join(f'`"{name}"`' for name in others) + ")"
+    return (f"**Default decoding: coarse-only.** The receiver decodes the {levels} levels it gets and nothing else. "
+            f"The checkpoint also carries a fine LM that can regenerate the other {rest} levels from them, but {why}. "
+            f"To use it, pass {options} to `decompress`, or `--fine-decoding` on the command line.")
+
+
+def headline_section(results: dict, config) -> dict:
+    """The first screen's numbers: LMCodec's operating points and the reference codecs at a similar rate (kbps and the
+    paired scores), their per-utterance differences, and the other fine decodings against the default one."""
+    from lmcodec.training.report import (DIGITS, LABELS, PAIRED_METRICS, PAIRED_NOTE, SIGNIFICANCE_RULE, paired_table,
+                                         rate_matched_pairs)
+
+    keys, pairs = rate_matched_pairs(results)
+    systems = [row for row in results["systems"] if row["kind"] == "lmcodec"]
+    if not keys:
+        keys = [key for key in PAIRED_METRICS if any(row["metrics"].get(key) is not None for row in systems)]
+    matched = [row for row in results["systems"] if any(row is reference for _, reference, _ in pairs)]
+    default = default_row(results, config)
+    header = ["system", "kbps (all bytes)", *(LABELS[key] for key in keys)]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for row in systems + matched:
+        name = cell(row["name"]) + (" (default)" if row is default else "")
+        cells = [name, number(row.get("kbps"), 3), *(number(row["metrics"].get(key), DIGITS.get(key, 3))
+                                                     for key in keys)]
+        lines.append("| " + " | ".join(cells) + " |")
+    meta = results["metadata"]
+    dataset = eval_dataset(meta)["name"]
+    seconds = f", {meta['total_seconds']:.0f} s of audio" if meta.get("total_seconds") is not None else ""
+    comparison = fine_decoding_comparison(results, config)
+    return {
+        "data_line": (f"{dataset}{seconds}; LMCodec decoded as by default ({config.fine_decoding}); kbps counts every "
+                      "byte of the coded files."),
+        "table": "\n".join(lines),
+        "paired_table": paired_table(results),
+        "paired_note": PAIRED_NOTE,
+        "decodings": comparison,
+        "decodings_note": (f"The fine LM's decodings at Nc={default['num_coarse_quantizers']} against the default, per "
+                           f"utterance: mean ± standard error (utterances where the fine LM is better / utterances "
+                           f"scored); {SIGNIFICANCE_RULE}." if comparison and default else None),
     }
 
 
@@ -493,13 +650,14 @@ def not_ahead_of_references(results: dict) -> str | None:
             clauses.append(f"{system['name']} against {reference['name']}: {', '.join(misses)}")
     if not clauses:
         return None
-    return ("Not ahead of every reference codec at a similar rate: in the evaluation above, per utterance (mean ± "
+    return ("Not ahead of every reference codec at a similar rate: in the paired differences under Headline numbers, "
+            "per utterance (mean ± "
             f"standard error; ahead means by more than two standard errors over at least {MIN_SIGNIFICANT_PAIRS} "
             "utterances), " + "; ".join(clauses) + ".")
 
 
 def limitations(facts: dict | None, evaluated: bool, corpora: list[str], integer_model: bool = False,
-                results: dict | None = None) -> list[str]:
+                results: dict | None = None, fine_decoding: str = "sample") -> list[str]:
     items = []
     if results is not None and (shortfall := not_ahead_of_references(results)):
         items.append(shortfall)
@@ -525,9 +683,11 @@ def limitations(facts: dict | None, evaluated: bool, corpora: list[str], integer
                  f"for instance {unlike}.")
     items += [
         "16 kHz only: everything above 8 kHz is lost; inputs at other rates are resampled.",
-        "Generative decoding: the fine LM invents the detail that was not sent, so decoded speech can differ from the "
-        "input in timbre, prosody or even phonetic content. PESQ, STOI and DNSMOS were not designed for generative "
-        "codecs and may not match perceived quality; no listening test has been run.",
+        ("Generative decoding (off by default: this checkpoint decodes coarse-only): with a fine decoding, the fine LM "
+         if fine_decoding == "coarse-only" else "Generative decoding: the fine LM ")
+        + "invents the detail that was not sent, so decoded speech can differ from the input in timbre, prosody or "
+        "even phonetic content. PESQ, STOI and DNSMOS were not designed for generative codecs and may not match "
+        "perceived quality; no listening test has been run.",
         ("Entropy-coded streams decode exactly on any machine (integer entropy model); streams written by releases "
          "before bitstream format 3 decode only on the kind of CPU that wrote them." if integer_model else
          "This checkpoint has no integer entropy model: it writes raw codes only (`lmcodec export-integer-lm` adds "
@@ -540,35 +700,112 @@ def limitations(facts: dict | None, evaluated: bool, corpora: list[str], integer
     return items
 
 
-def file_list(folder: Path | None, version: str) -> list[dict]:
+# ---------------------------------------------------------------------------------------------------- the folder
+CONFIG_FILES = ("config.json", "preprocessor_config.json")
+
+
+def claimed_code_files(folder: str | os.PathLike) -> dict[str, list[str]]:
+    """{config file: the code files its `auto_map` names} for `config.json` and `preprocessor_config.json` of
+    `folder`: the remote code a checkpoint claims to carry (`"module.Class"` → `module.py`)."""
+    claims = {}
+    for name in CONFIG_FILES:
+        path = Path(folder) / name
+        if not path.is_file():
+            continue
+        auto_map = json.loads(path.read_text(encoding="utf-8")).get("auto_map") or {}
+        references = [reference for value in auto_map.values()
+                      for reference in (value if isinstance(value, (list, tuple)) else [value]) if reference]
+        files = sorted({reference.split("--")[-1].rsplit(".", 1)[0] + ".py" for reference in references})
+        if files:
+            claims[name] = files
+    return claims
+
+
+def carries_code(folder: str | os.PathLike | None) -> bool:
+    """Whether transformers loads `folder` without the lmcodec package (`AutoModel.from_pretrained(folder,
+    trust_remote_code=True)`): its config.json maps AutoConfig and AutoModel to code files that are all there."""
+    if folder is None or not (Path(folder) / "config.json").is_file():
+        return False
+    auto_map = json.loads((Path(folder) / "config.json").read_text(encoding="utf-8")).get("auto_map") or {}
+    claimed = [name for files in claimed_code_files(folder).values() for name in files]
+    return {"AutoConfig", "AutoModel"} <= set(auto_map) and all((Path(folder) / name).is_file() for name in claimed)
+
+
+def stored_float_dtypes(weights: Path) -> set[str]:
+    """The safetensors dtypes ("F16", "F32", ...) of the floating tensors in `weights`, read from its header."""
+    import struct
+
+    with open(weights, "rb") as file:
+        (length,) = struct.unpack("<Q", file.read(8))
+        header = json.loads(file.read(length))
+    return {entry["dtype"] for name, entry in header.items() if name != "__metadata__"
+            and entry["dtype"].startswith(("F", "BF"))}
+
+
+def shipped_files(folder: Path) -> list[str]:
+    """Every file of a checkpoint folder as a path relative to it (POSIX), hidden files and caches left out."""
+    return sorted(path.relative_to(folder).as_posix() for path in folder.rglob("*") if path.is_file() and not any(
+        part.startswith(".") or part == "__pycache__" for part in path.relative_to(folder).parts))
+
+
+def file_list(folder: Path | None, version: str, integer_model: bool = False) -> list[dict]:
+    """The card's Files section: every file of `folder` (this card, README.md, included), the code files and the
+    `onnx/` folder each as one entry with their names; without a folder, what `lmcodec.save_checkpoint` writes."""
+    from lmcodec.runtime import ONNX_FOLDER
+
+    names = shipped_files(folder) if folder else ["config.json", "model.safetensors", "preprocessor_config.json"]
+    names = sorted(set(names) | {"README.md"})
+    code = [name for name in names if name.endswith(".py") and "/" not in name]
+    graphs = [name for name in names if name.startswith(ONNX_FOLDER + "/")]
+    remote = carries_code(folder) if folder else True
+    weights = folder / "model.safetensors" if folder else None
+    half = bool(weights and weights.is_file() and stored_float_dtypes(weights) == {"F16"})
     described = {
-        "config.json": "`LMCodecConfig`: codec hyperparameters, operating points, the GPT-2 sub-configs of both LMs, "
-                       "and `auto_map` for `trust_remote_code`",
-        "model.safetensors": "every weight and buffer: codec, quantizer codebooks, fine LM, entropy LM",
+        "config.json": "`LMCodecConfig`: codec hyperparameters, operating points, the default fine decoding, the "
+                       "GPT-2 sub-configs of both LMs" + (", and `auto_map` for `trust_remote_code`" if remote else
+                                                         " (no `auto_map`: the `lmcodec` package loads this folder)"),
         "preprocessor_config.json": "`LMCodecFeatureExtractor` settings (16 kHz mono, padding to whole frames)",
+        "model.safetensors": "every weight and buffer: codec, quantizer codebooks, fine LM, entropy LM"
+                             + (" and its integer twin" if integer_model else "")
+                             + ("; stored in float16, loaded and run in float32" if half else ""),
         "README.md": "this card",
+        "results.json": "the `lmcodec evaluate` results this card's numbers are copied from (per utterance too)",
+        TRAINING_FACTS_FILE: "the training record the Training section is rendered from",
     }
-    names = sorted(path.name for path in folder.iterdir() if path.is_file()) if folder else []
-    code = [name for name in names if name.endswith(".py")]
-    if names and not code:  # weights and configs only (the bundled default): push-to-hub adds code and auto_map
-        described["config.json"] = ("`LMCodecConfig`: codec hyperparameters, operating points, the GPT-2 sub-configs "
-                                    "of both LMs (`auto_map` is added at push time, with the code)")
-    files = [{"name": name, "description": text} for name, text in described.items()
-             if name in names or name == "README.md" or not names]
+    files = [{"name": name, "description": described.get(name)} for name in names
+             if name not in code and name not in graphs]
     if code:
-        files.append({"name": "*.py", "description": f"the model's code, generated from lmcodec {version} ("
-                                                      + ", ".join(f"`{name}`" for name in code) + ")"})
-    else:
-        files.append({"name": "*.py", "description": "the model's code (remote code), written by "
-                                                     "`lmcodec.save_checkpoint` and generated again at push time"})
+        files.append({"name": "*.py", "description": f"the model's code for `trust_remote_code`, generated from "
+                                                     f"lmcodec {version}: " + ", ".join(f"`{name}`" for name in code)})
+    if graphs:
+        files.append({"name": f"{ONNX_FOLDER}/", "description": "ONNX graphs of the encoder step, the decoder step and "
+                      "the fine LM's steps, for `lmcodec.runtime.load_codec` (onnxruntime and numpy, no torch); the "
+                      "weights stay in `model.safetensors`: " + ", ".join(f"`{name}`" for name in graphs)})
     return files
 
 
+def usage_context(folder: Path | None, repo_id: str | None, bundled: bool) -> dict:
+    """How the card's examples name the checkpoint: `ref` (a Python expression), `cli` (the `--model` option),
+    `shown` (for prose), whether transformers loads it without the package (`remote_ready`) and under which name
+    (`remote_ref`), and whether it ships ONNX graphs (`graphs`)."""
+    from lmcodec.runtime import has_graphs
+
+    if bundled:  # lmcodec.DEFAULT_CHECKPOINT: wherever the package is installed; the command line's default model
+        ref, cli, shown = "lmcodec.DEFAULT_CHECKPOINT", "", "lmcodec.DEFAULT_CHECKPOINT"
+    else:
+        shown = repo_id or (str(folder) if folder else "path/to/checkpoint")
+        ref, cli = json.dumps(shown), f" --model {shown}"
+    remote_ready = carries_code(folder) if folder is not None else repo_id is not None
+    return {"ref": ref, "cli": cli, "shown": shown, "remote_ready": remote_ready,
+            "remote_ref": ref if remote_ready else '"NAMESPACE/NAME"',
+            "graphs": bool(folder) and has_graphs(folder)}
+
+
 def build_model_card(model, results: dict | None, facts: dict | None, *, repo_id: str | None = None,
-                     folder: str | os.PathLike | None = None, tags: list[str] | None = None,
-                     location: str | None = None):
-    """The card of a loaded `model`; `results` and `facts` are already-parsed dicts (or None). The card's examples
-    load `repo_id`, else `location` (how readers should name the checkpoint), else `folder`."""
+                     folder: str | os.PathLike | None = None, tags: list[str] | None = None, bundled: bool = False):
+    """The card of a loaded `model`; `results` and `facts` are already-parsed dicts (or None). `folder`: the files
+    the card goes with (its file list, whether it carries code and ONNX graphs). The card's examples load `repo_id`,
+    else `lmcodec.DEFAULT_CHECKPOINT` when `bundled`, else `folder`."""
     from huggingface_hub import ModelCard, ModelCardData
 
     import lmcodec
@@ -582,7 +819,8 @@ def build_model_card(model, results: dict | None, facts: dict | None, *, repo_id
     facts_random = bool(facts and facts.get("random_weights"))
     results_random = bool(results and results["metadata"].get("random_weights"))
     tiny = total < TINY_PARAMETERS or bool(facts and facts.get("test_model"))
-    shown_id = repo_id or location or (str(folder) if folder else "path/to/checkpoint")
+    folder = Path(folder) if folder is not None else None
+    usage = usage_context(folder, repo_id, bundled)
 
     warnings = []
     if facts_random:
@@ -641,11 +879,14 @@ def build_model_card(model, results: dict | None, facts: dict | None, *, repo_id
         card_data,
         template_path=str(template_path()),
         title=f"LMCodec: {repo_id}" if repo_id else "LMCodec",
-        repo_id=shown_id,
+        usage=usage,
+        introduction=introduction(config, results, usage["graphs"]),
+        decoding=decoding_paragraph(config, fine_decoding_comparison(results, config) if results else None),
+        headline=headline_section(results, config) if results is not None else None,
         warnings=warnings,
         status_lines=status,
         config=config_facts(config),
-        operating_points=operating_points(config),
+        operating_points=operating_points(config, results),
         parameters=parameters,
         evaluation=evaluation,
         training=training_section(facts) if facts else None,
@@ -653,9 +894,9 @@ def build_model_card(model, results: dict | None, facts: dict | None, *, repo_id
         unknown_data=unknown,
         cite_librispeech="librispeech" in corpora_keys or bool(evaluation and evaluation["data_attribution"]),
         limitations=limitations(facts, results is not None, corpora_keys,
-                                bool(getattr(config, "integer_entropy_model", False)), results),
+                                bool(getattr(config, "integer_entropy_model", False)), results, config.fine_decoding),
         bitrate_range=bitrate_range(config),
-        files=file_list(Path(folder) if folder else None, lmcodec.__version__),
+        files=file_list(folder, lmcodec.__version__, bool(getattr(config, "integer_entropy_model", False))),
     )
 
 
@@ -665,12 +906,12 @@ def render_model_card(checkpoint_dir: str | os.PathLike, results_json_path: str 
     """The `huggingface_hub.ModelCard` of the checkpoint in `checkpoint_dir`.
 
     `results_json_path`: the `results.json` of `lmcodec evaluate` on this checkpoint (a path or the parsed dict), or
-    None: the card then says no evaluation was run. `training_facts`: the dict described in this module's docstring
-    (or a path to its JSON file); None: the checkpoint folder's `training_facts.json` if there is one. `repo_id` names
-    the repository in the usage examples. Every number in the card comes from the config, the weights or
-    results.json.
+    None: the checkpoint folder's `results.json` if there is one, else the card says no evaluation was run.
+    `training_facts`: the dict described in this module's docstring (or a path to its JSON file); None: the
+    checkpoint folder's `training_facts.json` if there is one. `repo_id` names the repository in the usage examples.
+    Every number in the card comes from the config, the weights or results.json.
     """
-    results = load_results(results_json_path)
+    results = load_results(find_results(checkpoint_dir, results_json_path))
     facts = read_json(find_training_facts(checkpoint_dir, training_facts), "training facts")
     from lmcodec.loading import load_model
 
@@ -678,5 +919,5 @@ def render_model_card(checkpoint_dir: str | os.PathLike, results_json_path: str 
     return build_model_card(model, results, facts, repo_id=repo_id, folder=checkpoint_dir, tags=tags)
 
 
-__all__ = ["CORPORA", "Corpus", "build_model_card", "eval_results", "find_training_facts", "load_results",
-           "render_model_card"]
+__all__ = ["CORPORA", "Corpus", "build_model_card", "eval_results", "find_results", "find_training_facts",
+           "load_results", "render_model_card"]

@@ -4,10 +4,11 @@
                         [--training-facts facts.json] [--commit-message M] [--create-pr]
 
 What is uploaded, in one commit: `model.safetensors`, `config.json` (with `auto_map`), `preprocessor_config.json`, the
-model's code files and `README.md` (`render_model_card`). The code files are generated at push time from the
-installed `lmcodec`: the checkpoint is loaded with `lmcodec.LMCodecModel.from_pretrained` and saved again with
-`lmcodec.save_checkpoint` into a temporary folder, so a checkpoint that holds weights and configs only still gets
-code that matches the package it was loaded with.
+model's code files, the checkpoint's `onnx/` folder when it has one (the graphs `lmcodec.runtime.load_codec` runs,
+checked against the weights first) and `README.md` (`render_model_card`). The code files are generated at push time
+from the installed `lmcodec`: the checkpoint is loaded with `lmcodec.LMCodecModel.from_pretrained` and saved again
+with `lmcodec.save_checkpoint` into a temporary folder, so a checkpoint that holds weights and configs only (the
+bundled default, for one) still gets code that matches the package it was loaded with.
 
 Network: nothing is contacted before the arguments and files are checked. Then, in offline mode (`HF_HUB_OFFLINE`)
 the push stops at once, and otherwise a TCP connection to the endpoint (or to the HTTPS proxy) must open within
@@ -113,11 +114,32 @@ def hub_error(error: Exception, repo_id: str) -> LMCodecError:
 
 
 # ---------------------------------------------------------------------------------------------------- the push
-def stage_checkpoint(checkpoint_dir: Path, folder: Path):
-    """Re-save the checkpoint into `folder` with fresh code files and `auto_map`; returns the loaded model."""
-    from lmcodec import LMCodecFeatureExtractor, save_checkpoint
+def check_onnx_graphs(checkpoint_dir: str | os.PathLike) -> None:
+    """Raise a one-line LMCodecError unless every ONNX graph in `checkpoint_dir/onnx` (the codec's steps and the fine
+    LM's, when described) loads with the folder's `model.safetensors`: what `lmcodec.runtime.load_codec` needs."""
+    import json
 
+    from lmcodec.runtime import ONNX_FOLDER
+    from lmcodec.runtime.fine_lm import MANIFEST_NAME, OnnxFineLM
+    from lmcodec.runtime.graphs import load_graphs
+
+    folder = Path(checkpoint_dir)
+    load_graphs(folder, threads=1)
+    description = folder / ONNX_FOLDER / MANIFEST_NAME
+    if description.is_file():
+        for graph in json.loads(description.read_text(encoding="utf-8")).get("graphs", []):
+            OnnxFineLM.from_directory(folder / ONNX_FOLDER, graph["num_coarse"],
+                                      weights_path=folder / "model.safetensors", threads=1)
+
+
+def stage_checkpoint(checkpoint_dir: Path, folder: Path):
+    """Re-save the checkpoint into `folder` with fresh code files and `auto_map`, and copy its `onnx/` folder after
+    checking its graphs against the re-saved weights; returns the loaded model."""
+    import shutil
+
+    from lmcodec import LMCodecFeatureExtractor, save_checkpoint
     from lmcodec.loading import load_model
+    from lmcodec.runtime import ONNX_FOLDER
 
     model = load_model(checkpoint_dir)
     extractor = None
@@ -128,6 +150,16 @@ def stage_checkpoint(checkpoint_dir: Path, folder: Path):
             raise LMCodecError(f"cannot read {checkpoint_dir / 'preprocessor_config.json'}: "
                                f"{str(error).splitlines()[0]}") from None
     save_checkpoint(model, folder, feature_extractor=extractor)
+    if (checkpoint_dir / ONNX_FOLDER).is_dir():
+        shutil.copytree(checkpoint_dir / ONNX_FOLDER, folder / ONNX_FOLDER,
+                        ignore=shutil.ignore_patterns(".*", "__pycache__"))
+        try:
+            check_onnx_graphs(folder)
+        except LMCodecError as error:
+            reason = str(error).replace(str(folder), str(checkpoint_dir)).split(";")[0]
+            raise LMCodecError(f"the ONNX graphs in {checkpoint_dir / ONNX_FOLDER} do not fit this checkpoint "
+                               f"({reason}); re-export them with `lmcodec export-onnx {checkpoint_dir}`, or move the folder away "
+                               "to push without them.") from None
     return model
 
 
@@ -141,11 +173,12 @@ def push_to_hub(checkpoint_dir: str | os.PathLike, repo_id: str, private: bool |
 
     The repository is created if needed (`private` applies only then; None: the namespace's default), and
     `revision`, a branch, is created from the default branch if it does not exist. `results`: the `results.json` of
-    `lmcodec evaluate` on this checkpoint (path or dict) for the model card; `training_facts`: the dict described in
+    `lmcodec evaluate` on this checkpoint (path or dict; default: the checkpoint folder's `results.json` if any) for
+    the model card; `training_facts`: the dict described in
     `model_card` (path or dict; default: the checkpoint folder's `training_facts.json` if any). `endpoint` defaults
     to huggingface_hub's (HF_ENDPOINT); `tags` are added to the card's.
     """
-    from .model_card import build_model_card, find_training_facts, load_results, read_json
+    from .model_card import build_model_card, find_results, find_training_facts, load_results, read_json
 
     folder = Path(checkpoint_dir)
     if not isinstance(repo_id, str) or not repo_id.strip() or repo_id.count("/") > 1:
@@ -155,7 +188,7 @@ def push_to_hub(checkpoint_dir: str | os.PathLike, repo_id: str, private: bool |
                            "lmcodec.save_checkpoint.")
     if not any(folder.glob("*.safetensors")) and not any(folder.glob("*.bin")):
         raise LMCodecError(f"{folder} holds no weights (model.safetensors); pass a complete checkpoint folder.")
-    parsed_results = load_results(results)
+    parsed_results = load_results(find_results(folder, results))
     facts = read_json(find_training_facts(folder, training_facts), "training facts")
 
     from huggingface_hub import CommitOperationAdd, HfApi, constants
@@ -177,14 +210,15 @@ def push_to_hub(checkpoint_dir: str | os.PathLike, repo_id: str, private: bool |
                 repo_id = created
                 build_model_card(model, parsed_results, facts, repo_id=repo_id, folder=staging, tags=tags).save(
                     staging / "README.md")
-            files = sorted(path for path in staging.iterdir() if path.is_file())
+            files = sorted(path for path in staging.rglob("*") if path.is_file())  # onnx/ too
             if revision and revision != constants.DEFAULT_REVISION and not revision.startswith("refs/"):
                 api.create_branch(repo_id, branch=revision, exist_ok=True, repo_type="model")
             import lmcodec
 
             info = api.create_commit(
                 repo_id,
-                [CommitOperationAdd(path_in_repo=path.name, path_or_fileobj=str(path)) for path in files],
+                [CommitOperationAdd(path_in_repo=path.relative_to(staging).as_posix(), path_or_fileobj=str(path))
+                 for path in files],
                 commit_message=commit_message or f"Upload LMCodec checkpoint (lmcodec {lmcodec.__version__})",
                 commit_description=commit_description,
                 revision=revision,
@@ -217,7 +251,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     add("--private", action="store_true", help="create the repository as private (ignored if it exists)")
     add("--revision", metavar="R", help="branch to commit to (created from main if missing; default: main)")
     add("--results", metavar="results.json", help="`lmcodec evaluate` results of this checkpoint, for the model card "
-                                                   "(without it the card says no evaluation was run)")
+                                                   "(default: CHECKPOINT/results.json if present; without any, the "
+                                                   "card says no evaluation was run)")
     add("--training-facts", metavar="facts.json", help="JSON of training facts for the card (default: CHECKPOINT/"
                                                        "training_facts.json if present)")
     add("--commit-message", metavar="M", help="commit message")

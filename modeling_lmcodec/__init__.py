@@ -76,7 +76,7 @@ def __dir__() -> list[str]:
     return sorted([*globals(), *_LAZY_NAMES])
 
 
-if "transformers" in sys.modules:  # already in the Hugging Face world: make AutoModel know LMCodec right away
+if sys.modules.get("transformers") is not None:  # already in the Hugging Face world: make AutoModel know LMCodec right away
     register_auto_classes()
 
 __all__ = ["DEFAULT_CHECKPOINT", "LMCodecError", "register_auto_classes", *_LAZY_NAMES]

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import LMCodecError
+from .frames import num_frames
 
 MAGIC = b"LMCd"
 """First four bytes of every stream."""
@@ -43,14 +44,20 @@ Version 3 spells payloads as version 2 does and takes its probabilities from the
 ``FLAG_INTEGER_ENTROPY_MODEL``), so it decodes bit-exactly on any machine."""
 
 
+DATAGRAM_FORMAT_VERSION = 4
+"""Version of the datagram mode (:class:`DatagramDescription` and its packets): packets for transports that frame
+them themselves (UDP, RTP). Version numbers form one sequence over both modes; files are still written as version
+:data:`FORMAT_VERSION`."""
+
+
 def range_coder_word_order(format_version: int) -> str:
     """numpy dtype of the range coder's words in an entropy-coded payload of ``format_version``.
 
-    Version 1: little-endian words with trailing zero bytes dropped. Version 2: big-endian words, cut to the shortest
-    prefix that still decodes (the receiver pads with zero bytes), which saves ~13 bits per packet (measured: the
-    flush beyond the information fell from ~16 to ~2.5 bits per packet).
+    Version 1: little-endian words with trailing zero bytes dropped. Versions 2-4: big-endian words, cut to the
+    shortest prefix that still decodes (the receiver pads with zero bytes), which saves ~13 bits per packet (measured:
+    the flush beyond the information fell from ~16 to ~2.5 bits per packet).
     """
-    if format_version not in READABLE_FORMAT_VERSIONS:
+    if format_version not in (*READABLE_FORMAT_VERSIONS, DATAGRAM_FORMAT_VERSION):
         raise UnsupportedStreamError(f"stream format version {format_version} is not one this lmcodec reads")
     return "<u4" if format_version == 1 else ">u4"
 
@@ -336,13 +343,13 @@ class StreamHeader:
     @property
     def num_frames(self) -> int | None:
         """Code frames in the stream: ceil(num_samples / hop_length); None for a live stream."""
-        return None if self.num_samples is None else -(-self.num_samples // self.hop_length)
+        return None if self.num_samples is None else num_frames(self.num_samples, self.hop_length)
 
     @property
     def num_packets(self) -> int | None:
         """Packets in the stream: ceil(num_frames / packet_length_frames); None for a live stream."""
         frames = self.num_frames
-        return None if frames is None else -(-frames // self.packet_length_frames)
+        return None if frames is None else num_frames(frames, self.packet_length_frames)  # whole packets
 
     def frames_in(self, packet: "Packet") -> int:
         """Frames coded in ``packet``: its own count when it is marked short, else ``packet_length_frames``."""
@@ -427,6 +434,11 @@ class StreamHeader:
             )
         if len(data) > 4 and data[4] not in READABLE_FORMAT_VERSIONS:
             version = data[4]
+            if version == DATAGRAM_FORMAT_VERSION:
+                raise UnsupportedStreamError(
+                    f"this is the stream description of a datagram stream (format version {version}), not a file "
+                    "stream; decode its packets with a DatagramDecoder (model.datagram_decoder(description))"
+                )
             if version > FORMAT_VERSION:
                 raise UnsupportedStreamError(
                     f"stream format version {version} is newer than this lmcodec reads (up to {FORMAT_VERSION}); "
@@ -666,6 +678,405 @@ def split_stream(data: bytes) -> tuple[StreamHeader, list[Packet]]:
     reader.close()
     header.check_packets(packets)
     return header, packets
+
+
+class StreamFraming:
+    """The packet structure of a stream body that may be damaged, for resynchronisation after damage.
+
+    A damaged length field misframes everything after it, so a reader cannot simply go on. This finds where the
+    packets resume: for every byte offset, whether the packets parsed from there frame the rest of the body exactly
+    (regular packets, only the last one short) — the *chain to the end* — and, when the header knows the stream's
+    length, which frame the packet there must start with (counted back from the end). True packet boundaries after
+    the last damage all have such a chain; a random offset almost never does, and when the length is known its frame
+    must also be a whole number of packets. Decoding then confirms a candidate by its codes CRC.
+    """
+
+    def __init__(self, header: StreamHeader, body: bytes):
+        self.header = header
+        self.body = bytes(body)
+        self._chain: list | None = None  # offset → (frames to end, packets to end) or None
+        self._filled_from = len(self.body)
+
+    def packet_at(self, offset: int, index: int = 0) -> tuple[Packet, int, int] | None:
+        """``(packet, end offset, frames)`` of a packet that parses at ``offset`` (a short one only if it ends the
+        body), or None when none does (malformed fields, an impossible frame count, or the body ends inside it)."""
+        if not 0 <= offset < len(self.body):
+            return None
+        try:
+            parsed = _parse_packet(self.body, offset, index)
+            if isinstance(parsed, str):
+                return None
+            packet, end = parsed
+            frames = self.header.frames_in(packet)
+        except CorruptStreamError:
+            return None
+        if packet.frames is not None and end != len(self.body):
+            return None
+        return packet, end, frames
+
+    def _extent(self, offset: int) -> tuple[int, int] | None:
+        """``(end offset, frames)`` of the packet at ``offset`` as ``packet_at`` judges it, without copying it."""
+        body, packet_frames = self.body, self.header.packet_length_frames
+        try:
+            field = _scan_varint(body, offset)
+            if field is None:
+                return None
+            length, position = field
+            frames = packet_frames
+            if length == SHORT_PACKET_MARKER:
+                field = _scan_varint(body, position)
+                if field is None or not 1 <= field[0] < packet_frames:
+                    return None
+                frames, position = field
+                field = _scan_varint(body, position)
+                if field is None or field[0] == 0:
+                    return None
+                length, position = field
+        except CorruptStreamError:
+            return None
+        end = position + length + PACKET_CRC_SIZE
+        if end > len(body) or (frames != packet_frames and end != len(body)):
+            return None
+        return end, frames
+
+    def _fill(self, offset: int) -> None:
+        if self._chain is None:
+            self._chain = [None] * (len(self.body) + 1)
+        chain, size = self._chain, len(self.body)
+        for start in range(self._filled_from - 1, offset - 1, -1):
+            extent = self._extent(start)
+            if extent is None:
+                continue
+            end, frames = extent
+            rest = (0, 0) if end == size else chain[end]
+            if rest is not None:
+                chain[start] = (rest[0] + frames, rest[1] + 1)
+        self._filled_from = min(self._filled_from, offset)
+
+    def chain(self, offset: int) -> tuple[int, int] | None:
+        """``(frames, packets)`` from ``offset`` to the end if the packets from there frame the rest exactly."""
+        if not 0 <= offset < len(self.body):
+            return None
+        self._fill(offset)
+        return self._chain[offset]
+
+    def first_frame(self, offset: int) -> int | None:
+        """The frame the packet at ``offset`` starts with, counted back from the end: known when the header knows
+        the stream's length and the chain from ``offset`` frames the rest into a whole number of packets."""
+        chain, total = self.chain(offset), self.header.num_frames
+        if chain is None or total is None:
+            return None
+        first = total - chain[0]
+        return first if first >= 0 and first % self.header.packet_length_frames == 0 else None
+
+    def plausible(self, offset: int, following: int = 2) -> bool:
+        """A packet parses at ``offset`` and so do the next ``following`` ones (or the body ends before)."""
+        for _ in range(following + 1):
+            parsed = self.packet_at(offset)
+            if parsed is None:
+                return False
+            offset = parsed[1]
+            if offset == len(self.body):
+                return True
+        return True
+
+    def candidates(self, start: int, min_frame: int, sync_only: bool = True):
+        """Offsets from ``start`` on where packets may resume, in order, as ``(offset, packet, end, frames, first
+        frame or None)``: first every offset whose chain to the end places it at a frame ≥ ``min_frame`` (at a sync
+        point when ``sync_only``); where the length is unknown or no such chain exists, also offsets where a few
+        packets parse in a row (their frame unknown)."""
+        header = self.header
+        for offset in range(start, len(self.body)):
+            parsed = self.packet_at(offset)
+            if parsed is None:
+                continue
+            first = self.first_frame(offset)
+            if first is not None:
+                if first >= min_frame and (not sync_only or first % header.sync_period_frames == 0):
+                    yield (offset, *parsed, first)
+            elif self.plausible(offset):
+                yield (offset, *parsed, None)
+
+    def describe_damage(self) -> tuple[str, float]:
+        """What the framing alone says (no model): ``(status line, seconds readable before the damage)``.
+
+        "complete"; "truncated after 12.30 s"; or "damaged: packets 14-19 unreadable (resynchronised at 20.00 s;
+        audio resumes at the sync point at 24.00 s)". Without the model only the framing is checked: damage inside a
+        payload shows when decoding (the codes CRC), and so does a packet removed whole (the framing stays intact:
+        the packets then hold fewer frames than announced, which reads as a cut). The first unreadable packet is the
+        last one the framing reaches before the resynchronisation point.
+
+        A resynchronisation point must be confirmed by its chain to the end: at least 3 packets, at a whole number of
+        packets from the end, not claiming more frames than its bytes can hold (at a tenth of a typical packet's bytes
+        per frame; the tail of a cut file, less than a packet long, almost never passes), and no more packets after
+        the last one the forward parse reached before it than the bytes between them hold (at a third of a typical
+        packet each). The damaged packet is known to within one: an offset inside it can chain into the packets
+        after it by chance."""
+        header, body = self.header, self.body
+        rate = header.model_sampling_rate / header.hop_length
+        packet_frames, sync = header.packet_length_frames, header.sync_period_frames
+        offset, frames, index, reached = 0, 0, 0, []  # the forward parse: (offset, first frame) of each packet
+        ended = "end"
+        while offset < len(body):
+            try:
+                parsed = _parse_packet(body, offset, index)
+                if isinstance(parsed, str):
+                    ended = "truncated"
+                    break
+                packet, end = parsed
+                count = header.frames_in(packet)
+            except CorruptStreamError:
+                ended = "corrupt"
+                break
+            if packet.frames is not None and end != len(body):
+                ended = "corrupt"
+                break
+            reached.append((offset, frames))
+            offset, frames, index = end, frames + count, index + 1
+        expected = header.num_frames
+        if ended == "end" and (expected is None or frames == expected):
+            return "complete", frames / rate
+        if ended == "end" and frames > expected:
+            return (f"damaged: the packets hold {frames} frames but the header announces {expected}; the header or a "
+                    "length field is damaged, or two streams were joined"), 0.0
+        sizes = sorted(end - start for (start, _), (end, _) in zip(reached, reached[1:] + [(offset, frames)]))
+        typical = max(sizes[len(sizes) // 2], 4) if sizes else 4  # median packet: garbage parses are few
+        if ended != "end":
+            reached.append((offset, frames))  # where the forward parse stopped: a packet it could not read
+        resync = None
+        for candidate in range(1, len(body)):
+            first, chain = self.first_frame(candidate), self.chain(candidate)
+            if first is None or chain[1] < 3 or (len(body) - candidate) * 10 * packet_frames < typical * chain[0]:
+                continue
+            # The packet before it in the forward parse: the candidate must follow it by as many packets as the
+            # bytes between them can hold (a random offset before the damage may chain over it into the packets
+            # after it, but then claims more frames than its place allows).
+            for position in range(len(reached) - 1, -1, -1):
+                start, frame = reached[position]
+                if start >= candidate or frame >= first:
+                    continue
+                if first - frame <= packet_frames * -(-(candidate - start) * 3 // typical):
+                    resync = candidate, position, frame, first
+                break
+            if resync is not None:
+                break
+        if resync is None:
+            if ended != "corrupt":
+                return f"truncated after {frames / rate:.2f} s", frames / rate
+            first = reached[-1][1] if reached else 0
+            return (f"damaged: unreadable from packet {max(len(reached) - 1, 0)} ({first / rate:.2f} s) to the "
+                    "end"), first / rate
+        _, damaged, damaged_frame, resumed = resync
+        audio = -(-resumed // sync) * sync
+        last = resumed // packet_frames - 1
+        span = f"packet {damaged}" if last <= damaged else f"packets {damaged}-{last}"
+        return (f"damaged: {span} unreadable (resynchronised at {resumed / rate:.2f} s; audio resumes at the sync "
+                f"point at {audio / rate:.2f} s)"), damaged_frame / rate
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# datagram mode (format version 4): a stream description sent out of band, then self-contained packets
+
+
+DATAGRAM_FLAGS = FLAG_ENTROPY_CODED | FLAG_INTEGER_ENTROPY_MODEL
+"""The flag byte of every datagram stream description: range-coded with the integer entropy model (0x03)."""
+
+# magic, version, flags, model rate, original rate, hop length, Nc, Nq, log2(codebook size), sync period,
+# packet length, sequence modulus, check bits, fingerprint — then Nc start-mix shares (uint8 each) and the CRC.
+_DESCRIPTION_FIELDS = struct.Struct("<4sBBIIHBBBHBHB8s")
+DATAGRAM_DESCRIPTION_BASE_SIZE = _DESCRIPTION_FIELDS.size + _UINT16.size
+"""Size of a datagram stream description without its start-mix shares (35 bytes); the whole is 35 + Nc bytes."""
+
+MAX_CHECK_BITS = 16
+"""The in-packet check is the low bits of a CRC-16."""
+
+
+@dataclass(frozen=True)
+class DatagramDescription:
+    """What a datagram receiver needs before the first packet, sent once out of band (in the call setup, e.g. an
+    SDP attribute, or as the first reliable message). Values are validated on construction and on parsing.
+
+    Attributes:
+        model_sampling_rate, original_sampling_rate, hop_length, num_coarse_quantizers, num_quantizers,
+            codebook_size, model_fingerprint: as in :class:`StreamHeader`.
+        sync_period_frames: R, the entropy LM's context resets every R frames (a multiple of the packet length).
+            Damage from a lost packet ends at the next reset: the bound is R - P frames of received audio.
+        packet_length_frames: P, frames per packet (1..255; 1-3 for real time: 20-60 ms).
+        sequence_modulus: M, the packet's sequence number is coded modulo M (a multiple of R / P, at least 2), so
+            it also tells where each reset segment starts.
+        check_bits: k, bits of an in-packet check (0..16): the low k bits of a CRC-16 of the packet's codes, coded
+            as the packet's last symbol. 0: only the canonical check (the receiver re-encodes what it decoded).
+        start_mix: Nc shares s_l (0..255): the first frame of each segment codes level l with the entropy model's
+            table mixed with the uniform one, f' = ((256 - s_l) f + s_l 2^20 / K) >> 8 (see
+            ``integer_entropy_model.mix_with_uniform``): at a reset the model has no context and is overconfident.
+        format_version: :data:`DATAGRAM_FORMAT_VERSION`.
+    """
+
+    model_sampling_rate: int
+    original_sampling_rate: int
+    hop_length: int
+    num_coarse_quantizers: int
+    num_quantizers: int
+    codebook_size: int
+    sync_period_frames: int
+    packet_length_frames: int
+    sequence_modulus: int
+    check_bits: int
+    start_mix: tuple[int, ...]
+    model_fingerprint: bytes
+    format_version: int = DATAGRAM_FORMAT_VERSION
+
+    def __post_init__(self):
+        if self.format_version != DATAGRAM_FORMAT_VERSION:
+            raise LMCodecError(f"format_version of a datagram stream must be {DATAGRAM_FORMAT_VERSION}, "
+                               f"got {self.format_version!r}")
+        fields = {
+            "model_sampling_rate": _check_int("model_sampling_rate", self.model_sampling_rate, 1, 0xFFFF_FFFF),
+            "original_sampling_rate": _check_int("original_sampling_rate", self.original_sampling_rate, 1, 0xFFFF_FFFF),
+            "hop_length": _check_int("hop_length", self.hop_length, 1, 0xFFFF),
+            "num_quantizers": _check_int("num_quantizers", self.num_quantizers, 1, 255),
+            "codebook_size": _check_int("codebook_size", self.codebook_size, 2, 1 << MAX_CODE_BITS),
+            "packet_length_frames": _check_int("packet_length_frames", self.packet_length_frames, 1, 255),
+            "sync_period_frames": _check_int("sync_period_frames", self.sync_period_frames, 1, 0xFFFF),
+            "sequence_modulus": _check_int("sequence_modulus", self.sequence_modulus, 2, 0xFFFF),
+            "check_bits": _check_int("check_bits", self.check_bits, 0, MAX_CHECK_BITS),
+        }
+        num_coarse = _check_int("num_coarse_quantizers", self.num_coarse_quantizers, 1, 255)
+        if num_coarse > fields["num_quantizers"]:
+            raise LMCodecError(
+                f"num_coarse_quantizers must be between 1 and num_quantizers ({fields['num_quantizers']}), "
+                f"got {num_coarse}"
+            )
+        fields["num_coarse_quantizers"] = num_coarse
+        if fields["codebook_size"] & (fields["codebook_size"] - 1):
+            raise LMCodecError(f"codebook_size must be a power of two, got {fields['codebook_size']}")
+        sync, packet = fields["sync_period_frames"], fields["packet_length_frames"]
+        if sync % packet:
+            raise LMCodecError(f"sync_period_frames ({sync}) must be a multiple of packet_length_frames ({packet}) "
+                               "so that packets never straddle a reset")
+        if fields["sequence_modulus"] % (sync // packet):
+            raise LMCodecError(
+                f"sequence_modulus ({fields['sequence_modulus']}) must be a multiple of the packets per reset "
+                f"segment ({sync // packet}) so that the sequence number tells where each segment starts"
+            )
+        try:
+            shares = tuple(self.start_mix)
+        except TypeError:
+            raise LMCodecError(f"start_mix must be a sequence of integers, got {self.start_mix!r}") from None
+        if len(shares) != num_coarse:
+            raise LMCodecError(f"start_mix must give one share per coarse level ({num_coarse}), got {len(shares)}")
+        fields["start_mix"] = tuple(_check_int("start_mix share", share, 0, 255) for share in shares)
+        fingerprint = self.model_fingerprint
+        if not isinstance(fingerprint, (bytes, bytearray)) or len(fingerprint) != FINGERPRINT_SIZE:
+            raise LMCodecError(f"model_fingerprint must be {FINGERPRINT_SIZE} bytes, got {self.model_fingerprint!r}")
+        fields["model_fingerprint"] = bytes(fingerprint)
+        for name, value in fields.items():
+            object.__setattr__(self, name, value)
+
+    @property
+    def bits_per_code(self) -> int:
+        return self.codebook_size.bit_length() - 1
+
+    @property
+    def packets_per_segment(self) -> int:
+        """Packets between two context resets (R / P)."""
+        return self.sync_period_frames // self.packet_length_frames
+
+    def starts_segment(self, sequence_number: int) -> bool:
+        """True when packet ``sequence_number`` (or its sequence field) begins a reset segment."""
+        return sequence_number % self.packets_per_segment == 0
+
+    @property
+    def damage_bound_frames(self) -> int:
+        """The most frames of *received* audio that a loss can leave undecodable after it ends: R - P."""
+        return self.sync_period_frames - self.packet_length_frames
+
+    @property
+    def size(self) -> int:
+        return DATAGRAM_DESCRIPTION_BASE_SIZE + self.num_coarse_quantizers
+
+    def to_bytes(self) -> bytes:
+        """The description as ``35 + Nc`` bytes (layout in docs/bitstream.md), ending with its CRC-16."""
+        fields = _DESCRIPTION_FIELDS.pack(
+            MAGIC, self.format_version, DATAGRAM_FLAGS, self.model_sampling_rate, self.original_sampling_rate,
+            self.hop_length, self.num_coarse_quantizers, self.num_quantizers, self.bits_per_code,
+            self.sync_period_frames, self.packet_length_frames, self.sequence_modulus, self.check_bits,
+            self.model_fingerprint,
+        ) + bytes(self.start_mix)
+        return fields + _UINT16.pack(crc16(fields))
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> "DatagramDescription":
+        """Parse a whole description (nothing may follow it). Raises UnsupportedStreamError (wrong magic, a file
+        stream's header, unknown version), TruncatedStreamError or CorruptStreamError (checksum, values)."""
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise LMCodecError(f"a datagram stream description is bytes, got {type(data).__name__}")
+        data = bytes(data)
+        if not data:
+            raise TruncatedStreamError("datagram stream description is empty; pass the bytes of "
+                                       "DatagramEncoder.description()")
+        if data[:4] != MAGIC[: len(data)]:
+            raise UnsupportedStreamError(f"not an LMCodec stream description (magic {data[:4]!r} instead of "
+                                         f"{MAGIC!r}); pass the bytes of DatagramEncoder.description()")
+        if len(data) > 4 and data[4] != DATAGRAM_FORMAT_VERSION:
+            if data[4] in READABLE_FORMAT_VERSIONS:
+                raise UnsupportedStreamError(
+                    f"this is the header of a file stream (format version {data[4]}), not a datagram stream "
+                    "description; decode it with decompress or a stream decompressor"
+                )
+            raise UnsupportedStreamError(
+                f"datagram stream format version {data[4]} is not one this lmcodec reads ({DATAGRAM_FORMAT_VERSION}); "
+                + ("upgrade lmcodec" if data[4] > DATAGRAM_FORMAT_VERSION else "the description is damaged")
+            )
+        if len(data) < DATAGRAM_DESCRIPTION_BASE_SIZE:
+            raise TruncatedStreamError(f"datagram stream description is truncated: {len(data)} bytes, at least "
+                                       f"{DATAGRAM_DESCRIPTION_BASE_SIZE} needed; re-send it")
+        nc = data[16]
+        size = DATAGRAM_DESCRIPTION_BASE_SIZE + nc
+        if len(data) < size:
+            raise TruncatedStreamError(f"datagram stream description is truncated: {len(data)} bytes, {size} expected "
+                                       f"for {nc} coarse levels; re-send it")
+        if len(data) > size:
+            raise CorruptStreamError(f"datagram stream description is followed by {len(data) - size} more bytes; "
+                                     "pass the description alone")
+        fields, (stored_crc,) = data[:-2], _UINT16.unpack(data[-2:])
+        if crc16(fields) != stored_crc:
+            raise CorruptStreamError("datagram stream description is corrupted (checksum mismatch); re-send it")
+        (_, version, flags, model_rate, original_rate, hop, nc, nq, code_bits, sync, packet, modulus, check,
+         fingerprint) = _DESCRIPTION_FIELDS.unpack(fields[: _DESCRIPTION_FIELDS.size])
+        if flags != DATAGRAM_FLAGS:
+            raise CorruptStreamError(f"datagram stream description has flags 0x{flags:02x}, not 0x{DATAGRAM_FLAGS:02x}; "
+                                     "it was not written by a compatible lmcodec")
+        if not 1 <= code_bits <= MAX_CODE_BITS:
+            raise CorruptStreamError(f"datagram stream description gives {code_bits} bits per code (allowed "
+                                     f"1..{MAX_CODE_BITS}); it was not written by a compatible lmcodec")
+        try:
+            return cls(model_rate, original_rate, hop, nc, nq, 1 << code_bits, sync, packet, modulus, check,
+                       tuple(fields[_DESCRIPTION_FIELDS.size :]), fingerprint, version)
+        except LMCodecError as error:
+            raise CorruptStreamError(f"datagram stream description is invalid ({error}); it was not written by a "
+                                     "compatible lmcodec") from None
+
+
+def uniform_frequencies(size: int, total_bits: int = 20) -> np.ndarray:
+    """The integer frequency table of ``size`` equally likely values, summing to 2^total_bits: floor(2^bits / size)
+    each, plus 1 for the first (2^bits mod size) values. int64 ``[1, size]``."""
+    size = _check_int("size", size, 1, 1 << total_bits)
+    base, extra = divmod(1 << total_bits, size)
+    table = np.full((1, size), base, dtype=np.int64)
+    table[0, :extra] += 1
+    return table
+
+
+def datagram_check(codes, sequence_field: int, check_bits: int) -> int:
+    """The in-packet check value: the low ``check_bits`` bits of the CRC-16/CCITT-FALSE of the packet's codes
+    ``[frames, Nc]`` (little-endian uint16, frame-major, as :func:`crc16_codes`) followed by its sequence field
+    (little-endian uint16)."""
+    array = _as_code_array(codes)
+    if array.ndim != 2:
+        raise LMCodecError(f"codes must have shape [frames, levels], got shape {array.shape}")
+    data = np.ascontiguousarray(array, dtype="<u2").tobytes() + _UINT16.pack(sequence_field)
+    return crc16(data) & ((1 << check_bits) - 1)
 
 
 # ----------------------------------------------------------------------------------------------------------------

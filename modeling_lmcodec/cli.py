@@ -27,6 +27,8 @@ DEMO_SENTENCE = "The birch canoe slid on the smooth planks. Glue the sheet to th
 DEMO_SPEECH_SUBFOLDER = "librispeech-test-other"  # speakers never seen in training
 CHUNK_SECONDS = 1.0  # audio pushed per step, so long files show progress and memory stays flat
 BACKENDS = ("auto", "onnx", "torch")
+# What `pip install lmcodec` adds to the runtime's own requirements (requirements-runtime.txt).
+FULL_PACKAGE_DEPENDENCIES = ("torch", "transformers", "datasets", "accelerate", "evaluate", "onnx", "onnxscript")
 
 
 # ---------------------------------------------------------------------------------------------------- helpers
@@ -46,6 +48,12 @@ def open_codec(model: str | None, backend: str = "auto", threads: int = 1):
         if backend == "onnx":
             raise LMCodecError(f"{location} has no ONNX graphs; run `lmcodec export-onnx {location}` or use "
                                "--backend torch.")
+    import importlib.util
+
+    missing = [name for name in ("torch", "transformers") if importlib.util.find_spec(name) is None]
+    if missing:
+        raise LMCodecError(f"the torch backend needs {' and '.join(missing)}, which this installation lacks; use "
+                           "--backend onnx on a checkpoint with ONNX graphs, or install the full package.")
     from .loading import load_model
     from .torch_backend import TorchCodecBackend
 
@@ -175,30 +183,38 @@ def run_decode(args) -> int:
 
 
 def run_info(args) -> int:
-    from .bitstream import HEADER_SIZE, split_stream
+    from .bitstream import HEADER_SIZE, BitstreamError, StreamFraming, StreamHeader, split_stream
 
     data = read_stream_file(args.input)
-    header, packets = split_stream(data)
-    framing = len(data) - HEADER_SIZE - sum(len(packet.payload) for packet in packets)
-    frames = sum(header.frames_in(packet) for packet in packets)
-    seconds = (header.num_samples if header.num_samples is not None else frames * header.hop_length) / (
-        header.model_sampling_rate)
+    header, _ = StreamHeader.from_bytes(data)
+    try:
+        header, packets = split_stream(data)
+    except BitstreamError:  # damaged or cut: say which, and where the packets resume (the framing alone)
+        packets = None
+    status, _ = StreamFraming(header, data[HEADER_SIZE:]).describe_damage()
+    if packets is None and status == "complete":  # e.g. a short packet that is not the last: framing ends early
+        status = "damaged: the packets do not frame as the header announces"
+    frames = sum(header.frames_in(packet) for packet in packets) if packets is not None else header.num_frames
+    samples = header.num_samples if header.num_samples is not None else (frames or 0) * header.hop_length
+    seconds = max(samples / header.model_sampling_rate, 1e-9)
     rows = [
         ("format", f"LMCodec stream, version {data[4]}, " + {
             "integer": "entropy-coded with the integer entropy model (decodes on any machine)",
             "float": "entropy-coded with the float LM (decodes only on the kind of CPU that wrote it)",
             "none": "raw codes"}[header.entropy_model]),
-        ("duration", f"{seconds:.3f} s ({frames} frames of {header.hop_length} samples at "
-                     f"{header.model_sampling_rate} Hz; original file {header.original_sampling_rate} Hz)"),
+        ("duration", f"{seconds:.3f} s ({frames if frames is not None else 'unknown'} frames of {header.hop_length} "
+                     f"samples at {header.model_sampling_rate} Hz; original file {header.original_sampling_rate} Hz)"),
         ("levels", f"{header.num_coarse_quantizers} coarse sent of {header.num_quantizers}, "
                    f"{header.codebook_size} codes each"),
-        ("packets", f"{len(packets)} of {header.packet_length_frames} frames; sync every "
-                    f"{header.sync_period_frames} frames"),
+        ("packets", (f"{len(packets)}" if packets is not None else "?") + f" of {header.packet_length_frames} "
+                    f"frames; sync every {header.sync_period_frames} frames"),
         ("size", f"{len(data)} bytes = {len(data) * 8 / seconds / 1000:.3f} kbps"),
-        ("overhead", f"header {HEADER_SIZE} B, packet framing {framing} B "
-                     f"({(HEADER_SIZE + framing) * 8 / seconds / 1000:.3f} kbps)"),
-        ("model", header.model_fingerprint.hex()),
     ]
+    if packets is not None:
+        framing = len(data) - HEADER_SIZE - sum(len(packet.payload) for packet in packets)
+        rows.append(("overhead", f"header {HEADER_SIZE} B, packet framing {framing} B "
+                                 f"({(HEADER_SIZE + framing) * 8 / seconds / 1000:.3f} kbps)"))
+    rows += [("model", header.model_fingerprint.hex()), ("status", status)]
     for name, value in rows:
         print(f"{name:<9}{value}")
     return 0
@@ -332,7 +348,8 @@ def build_parser() -> argparse.ArgumentParser:
     rate.add_argument("--sample-rate", type=int, help="output sampling rate (default: 16000)")
     rate.add_argument("--original-rate", action="store_true", help="back to the input file's rate and length")
     decode.add_argument("--partial", action="store_true",
-                        help="decode a damaged stream as far as possible (silence until the next sync point)")
+                        help="decode a damaged stream as far as possible: what is lost is silence, from the damage to "
+                             "the next sync point where the packets resume (also after a damaged length field)")
     decode.add_argument("--fine-decoding", choices=FINE_DECODINGS,
                         help="how to fill in the levels that were not sent: coarse-only (no fine LM), or the fine "
                              "LM's expected (probability-weighted codebook vectors), greedy or sampled codes; "
@@ -342,7 +359,8 @@ def build_parser() -> argparse.ArgumentParser:
     decode.add_argument("--seed", type=int, help="seed for sampled fine decoding (default 0)")
     decode.set_defaults(handler=run_decode)
 
-    info = commands.add_parser("info", help="describe an .lmc stream (no model needed)")
+    info = commands.add_parser("info", help="describe an .lmc stream, and whether it is complete, damaged or "
+                                            "truncated (no model needed)")
     info.add_argument("input")
     info.set_defaults(handler=run_info)
 
@@ -382,6 +400,11 @@ def main(argv: list[str] | None = None) -> int:
         return args.handler(args)
     except LMCodecError as error:
         return print_error(error)
+    except ModuleNotFoundError as error:  # a runtime-only installation running a command of the full package
+        if error.name not in FULL_PACKAGE_DEPENDENCIES:
+            raise
+        return print_error(LMCodecError(f"lmcodec {args.command} needs {error.name}, which this installation "
+                                        "lacks; install the full package (pip install lmcodec)."))
     except KeyboardInterrupt:
         print("lmcodec: interrupted", file=sys.stderr)
         return 130

@@ -31,6 +31,7 @@ from .bitstream import (
     FORMAT_VERSION,
     Packet,
     PacketReader,
+    StreamFraming,
     StreamHeader,
     TruncatedStreamError,
     as_numpy,
@@ -487,33 +488,95 @@ def decompress(codec, data: bytes, do_sample: bool | None = None, seed: int | No
 
 def _decode_whole_file_partially(decompressor: LMCodecStreamDecompressor, header: StreamHeader,
                                  body: bytes) -> list[np.ndarray]:
-    """Decode every packet that can be framed. When the framing reaches the end of the file and its length is
-    known, each packet is placed by counting frames back from the end, so audio after dropped packets keeps its time."""
-    packets, framing_complete = _frame_until_damage(body)
-    from_end = [0] * (len(packets) + 1)
-    for position in range(len(packets) - 1, -1, -1):
+    """Decode every packet that can be read, resynchronising after damage of any kind.
+
+    Packets are read in order; one that fails (its codes CRC, the range decoder, or its framing: a damaged length
+    field misframes everything after it; a packet missing shows as the next one failing) starts a scan of the following bytes for the next packet that decodes as
+    the start of a sync period (`StreamFraming.candidates`). When the header knows the stream's length, each
+    candidate's place is known by counting whole packets back from the end of the file, so only sync points are
+    tried and the audio after the damage keeps its time; otherwise its place is estimated from the bytes skipped.
+    What is lost — damaged, missing or cut off — is silence, listed in `decompressor.lost`."""
+    framing = StreamFraming(header, body)
+    sync = header.sync_period_frames
+    rate = decompressor.backend.settings.frame_rate
+    outputs: list[np.ndarray] = []
+    offset, index, restart = 0, 0, False
+
+    def silence(frames: int, reason: str) -> None:
+        nonlocal restart
+        if frames > 0:
+            outputs.append(decompressor._trim(decompressor._silence(frames, reason)))
+            restart = True
+
+    def decode(packet: Packet, frames: int, segment_start: bool, canonical: bool = False):
         try:
-            frames = header.frames_in(packets[position])
-        except LMCodecError:  # damaged frame count: the packets cannot be placed from the end
-            frames, framing_complete = header.packet_length_frames, False
-        from_end[position] = from_end[position + 1] + frames
-    can_place = framing_complete and header.num_frames is not None
-    outputs = []
+            codes = decompressor._decode_codes(packet, frames, segment_start)
+        except LMCodecError:
+            return None
+        if canonical and not _reencodes_to(decompressor, codes, packet.payload):
+            return None
+        return codes
+
+    def play(codes: np.ndarray) -> None:
+        nonlocal restart
+        if restart:
+            decompressor._restart_receiver(start_frame=decompressor.frames_done)
+            restart = False
+        decompressor.frames_done += codes.shape[0]
+        outputs.append(decompressor._trim(decompressor._synthesize(codes)))
+
     with decompressor.backend.coding_context():
-        for position, packet in enumerate(packets):
-            first_frame = header.num_frames - from_end[position] if can_place else None
-            outputs.append(decompressor._trim(decompressor.decode_packet(packet, first_frame)))
+        while offset < len(body):
+            parsed = framing.packet_at(offset, index)
+            reason = f"packet {index} unreadable"
+            if parsed is not None:
+                packet, end, frames = parsed
+                segment_start = decompressor.frames_done % sync == 0
+                codes = decode(packet, frames, segment_start)
+                if codes is not None:
+                    play(codes)
+                    offset, index = end, index + 1
+                    continue
+            # Damage at packet `index`: find the next packet that decodes as a sync period's start.
+            damaged_at, damaged_offset = decompressor.frames_done, offset
+            done = decompressor.frames_done
+            bytes_per_frame = offset / max(done, 1)
+            found = None
+            for candidate, packet, end, frames, first in framing.candidates(offset, damaged_at + 1):
+                if first is None:  # its place is not known from the end: estimate it from the bytes skipped
+                    estimate = damaged_at + (candidate - damaged_offset) / max(bytes_per_frame, 1e-9)
+                    first = max(round(estimate / sync), damaged_at // sync + 1) * sync
+                codes = decode(packet, frames, True, canonical=framing.first_frame(candidate) is None)
+                if codes is not None:
+                    found = candidate, end, first, codes
+                    break
+            if found is None:
+                break
+            _, end, first, codes = found
+            silence(first - decompressor.frames_done,
+                    f"{reason}, resynchronised at the sync point at {first / rate:.2f} s")
+            play(codes)
+            offset, index = end, first // header.packet_length_frames + 1
+        expected = header.num_frames
+        if expected is not None and decompressor.frames_done < expected:
+            status, _ = framing.describe_damage()
+            cut = status.startswith("truncated")
+            silence(expected - decompressor.frames_done,
+                    f"stream truncated after {decompressor.frames_done / rate:.2f} s" if cut
+                    else f"packet {index} damaged, nothing readable after it")
     decompressor._reader_failed = True  # the packets were framed here, not by the decompressor's reader
     outputs.append(decompressor.finish())
     return outputs
 
 
-def _frame_until_damage(body: bytes) -> tuple[list[Packet], bool]:
-    """Split `body` into packets up to the first framing error → (packets, whether the whole body was framed)."""
-    reader, packets = PacketReader(), []
-    for position in range(len(body)):
-        try:
-            packets.extend(reader.feed(body[position : position + 1]))
-        except LMCodecError:
-            return packets, False
-    return packets, reader.buffered_bytes == 0
+def _reencodes_to(decompressor: LMCodecStreamDecompressor, codes: np.ndarray, payload: bytes) -> bool:
+    """Whether `codes`, coded from a sync point as the sender does, give exactly `payload` (raw: always)."""
+    coder = decompressor._coder
+    if coder is None:
+        return True
+    check = decompressor.backend.entropy_coder(decompressor.num_coarse, decompressor.header_info.format_version)
+    check.start_segment()
+    try:
+        return check.encode_frames(codes) == bytes(payload)
+    except LMCodecError:
+        return False

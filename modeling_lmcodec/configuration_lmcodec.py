@@ -10,7 +10,7 @@ from huggingface_hub.dataclasses import strict
 from transformers import GPT2Config, PreTrainedConfig
 from transformers.configuration_utils import SubConfigSpec
 
-from .fine_decoding import DEFAULT_FINE_DECODING, FINE_DECODINGS
+from .fine_decoding import DEFAULT_FINE_DECODING, FINE_DECODINGS, FineDecoding
 from .frames import ENCODER_BLOCK_FRAMES, SAMPLING_RATE, frames_to_samples
 
 
@@ -197,7 +197,7 @@ class LMCodecConfig(PreTrainedConfig):
     packet_frames: int = 50
     entropy_lm_depth: bool = True
     integer_entropy_model: bool = False
-    fine_decoding: str = DEFAULT_FINE_DECODING
+    fine_decoding: FineDecoding = DEFAULT_FINE_DECODING
     fine_lm_config: dict | PreTrainedConfig | None = None
     entropy_lm_config: dict | PreTrainedConfig | None = None
 

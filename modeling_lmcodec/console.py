@@ -23,7 +23,7 @@ def quiet_libraries() -> None:
     transformers now if it is loaded, and when it is loaded later (through its environment variables)."""
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    if "transformers" in sys.modules:
+    if sys.modules.get("transformers") is not None:
         from transformers.utils import logging as transformers_logging
 
         transformers_logging.disable_progress_bar()

@@ -7,7 +7,7 @@ from transformers import BatchFeature, SequenceFeatureExtractor
 from transformers.utils import logging
 
 from .errors import LMCodecError
-from .frames import padded_length
+from .frames import SAMPLING_RATE, padded_length
 
 logger = logging.get_logger(__name__)
 
@@ -48,7 +48,7 @@ class LMCodecFeatureExtractor(SequenceFeatureExtractor):
 
     model_input_names = ["input_values", "padding_mask"]
 
-    def __init__(self, feature_size: int = 1, sampling_rate: int = 16000, padding_value: float = 0.0,
+    def __init__(self, feature_size: int = 1, sampling_rate: int = SAMPLING_RATE, padding_value: float = 0.0,
                  hop_length: int = 320, **kwargs):
         super().__init__(feature_size=feature_size, sampling_rate=sampling_rate, padding_value=padding_value, **kwargs)
         self.hop_length = hop_length

@@ -24,7 +24,8 @@ def check_fine_decoding(fine_decoding: str) -> str:
     return fine_decoding
 
 
-def resolve_fine_decoding(default: str, fine_decoding: str | None = None, do_sample: bool | None = None) -> str:
+def resolve_fine_decoding(default: str, fine_decoding: FineDecoding | None = None,
+                          do_sample: bool | None = None) -> FineDecoding:
     """The decoding to use: `fine_decoding` if given, else the deprecated `do_sample` (True → "sample", False →
     "greedy"), else `default` (a checkpoint's `config.fine_decoding`)."""
     if do_sample is not None:

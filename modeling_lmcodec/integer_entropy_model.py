@@ -257,6 +257,29 @@ def frequency_table(logits: np.ndarray, exp_table: np.ndarray, total_bits: int) 
     return frequencies
 
 
+MIX_SHIFT = 8
+"""Start-mix shares are in units of 2^-8 (see `mix_with_uniform`)."""
+
+
+def mix_with_uniform(frequencies: np.ndarray, shares, total_bits: int) -> np.ndarray:
+    """Blend integer frequency tables with the uniform table, in integers (the datagram mode's first frame of a reset
+    segment, where the model has no context and is overconfident).
+
+    frequencies `[L, K]` (each row summing to 2^total_bits, every entry ≥ 1), shares `[L]` integers 0..255 →
+    f' = ((256 - s) · f + s · 2^total_bits / K) >> 8 per row, every entry ≥ 1 already (f ≥ 1 and 2^total_bits / K ≥ 1);
+    what the floor leaves over (0 ≤ leftover < K) goes to the first most probable code of the *model's* row. K must
+    be a power of two not above 2^total_bits, so the uniform frequency is an integer."""
+    frequencies = np.asarray(frequencies, dtype=np.int64)
+    rows, codes = frequencies.shape
+    if codes & (codes - 1) or codes > 1 << total_bits:
+        raise ValueError(f"mix_with_uniform needs a power-of-two table size up to 2^{total_bits}, got {codes}")
+    shares = np.asarray(shares, dtype=np.int64).reshape(rows, 1)
+    mixed = (((1 << MIX_SHIFT) - shares) * frequencies + shares * ((1 << total_bits) // codes)) >> MIX_SHIFT
+    leftover = (1 << total_bits) - mixed.sum(axis=-1)
+    mixed[np.arange(rows), np.argmax(frequencies, axis=-1)] += leftover
+    return mixed
+
+
 @dataclass
 class IntegerLMState:
     """One stream's integer context since the last sync point: per layer the cached keys and values

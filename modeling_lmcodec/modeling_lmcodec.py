@@ -11,6 +11,7 @@ from transformers import initialization as init
 from transformers.utils import ModelOutput
 
 from .errors import LMCodecError
+from .fine_decoding import FineDecoding
 from .codec_blocks import (
     ComputedBuffersMixin,
     LMCodecConvNeXtBlock,
@@ -20,7 +21,7 @@ from .codec_blocks import (
 )
 from .configuration_lmcodec import LMCodecConfig
 from .frame_lm import ENTROPY, FINE, LMCodecFrameLM
-from .frames import ENCODER_BLOCK_FRAMES, num_frames, padded_length
+from .frames import ENCODER_BLOCK_FRAMES, SAMPLING_RATE, num_frames, padded_length
 from .integer_export import LMCodecIntegerEntropyLM
 from .harmonic_head import LMCodecHarmonicHead
 from .losses import LMCodecReconstructionLoss, pitch_losses
@@ -398,7 +399,7 @@ class LMCodecModel(LMCodecPreTrainedModel):
         self.config.integer_entropy_model = True
 
     # ------------------------------------------------------------------ bytes
-    def compress(self, audio, sampling_rate: int = 16000, num_coarse_quantizers: int | None = None,
+    def compress(self, audio, sampling_rate: int = SAMPLING_RATE, num_coarse_quantizers: int | None = None,
                  entropy_coding: bool = True, packet_frames: int | None = None, return_report: bool = False):
         """Mono audio `[T]` (array or tensor at `sampling_rate`) → LMCodec stream bytes.
 
@@ -411,10 +412,10 @@ class LMCodecModel(LMCodecPreTrainedModel):
         return (data, report) if return_report else data
 
     def decompress(self, data: bytes, do_sample: bool | None = None, seed: int | None = None, partial: bool = False,
-                   return_losses: bool = False, fine_decoding: str | None = None):
+                   return_losses: bool = False, fine_decoding: FineDecoding | None = None):
         """LMCodec stream bytes → (audio float32 `[T]`, sampling rate). The levels that were not sent are filled in
-        as `fine_decoding` says ("sample", "greedy" or "coarse-only"; default: `config.fine_decoding`; `do_sample`
-        True / False is "sample" / "greedy"); sampling is seeded (`seed`, default 0), so decoding is reproducible.
+        as `fine_decoding` says ("coarse-only", "expected", "greedy" or "sample"; default: `config.fine_decoding`;
+        `do_sample` is its deprecated alias); sampling is seeded (`seed`, default 0), so decoding is reproducible.
         `partial=True` decodes around damage instead of raising, silencing what is lost until the next sync point;
         `return_losses=True` adds a one-line description of what was lost."""
         from .compression import decompress
@@ -423,7 +424,7 @@ class LMCodecModel(LMCodecPreTrainedModel):
                                          fine_decoding=fine_decoding)
         return (audio, rate, losses) if return_losses else (audio, rate)
 
-    def stream_compressor(self, sampling_rate: int = 16000, num_coarse_quantizers: int | None = None,
+    def stream_compressor(self, sampling_rate: int = SAMPLING_RATE, num_coarse_quantizers: int | None = None,
                           entropy_coding: bool = True, packet_frames: int | None = None):
         """Live compression: `c.header() -> bytes`, `c.push(samples) -> list[bytes]`, `c.flush() -> list[bytes]`."""
         from .compression import LMCodecStreamCompressor
@@ -431,13 +432,31 @@ class LMCodecModel(LMCodecPreTrainedModel):
         return LMCodecStreamCompressor(self, sampling_rate, num_coarse_quantizers, entropy_coding, packet_frames)
 
     def stream_decompressor(self, header: bytes, do_sample: bool | None = None, seed: int | None = None,
-                            partial: bool = False, fine_decoding: str | None = None):
+                            partial: bool = False, fine_decoding: FineDecoding | None = None):
         """Live decompression from a stream's header: `d.push(packet_bytes) -> samples`, `d.finish()` (options as
         in `decompress`)."""
         from .compression import LMCodecStreamDecompressor
 
         return LMCodecStreamDecompressor(self, header, do_sample=do_sample, seed=seed, partial=partial,
                                          fine_decoding=fine_decoding)
+
+    def datagram_encoder(self, packet_frames: int = 2, sync_frames: int = 12, sampling_rate: int = 16000,
+                         num_coarse_quantizers: int | None = None, **options):
+        """Real-time packets for UDP / RTP (datagram mode): `e.description() -> bytes` (send once, out of band),
+        `e.push(samples) -> list[bytes]` (one datagram each), `e.flush()`. Options: `sequence_modulus`,
+        `check_bits`, `start_mix` (see `lmcodec.datagram.DatagramEncoder`)."""
+        from .datagram import DatagramEncoder
+
+        return DatagramEncoder(self, packet_frames, sync_frames, sampling_rate, num_coarse_quantizers, **options)
+
+    def datagram_decoder(self, description: bytes, fine_decoding: str | None = None, seed: int | None = None,
+                         **options):
+        """The receiver of a datagram stream: `d.push(packet or None) -> samples` in arrival order, `d.lost(count)`,
+        `d.finish()`; `d.report` counts received, lost and undecodable frames (see
+        `lmcodec.datagram.DatagramDecoder`)."""
+        from .datagram import DatagramDecoder
+
+        return DatagramDecoder(self, description, fine_decoding=fine_decoding, seed=seed, **options)
 
     # ------------------------------------------------------------------ sharing
     def push_to_hub(self, repo_id: str, *args, feature_extractor=None, **options):

@@ -12,6 +12,8 @@ from typing import NamedTuple
 
 import torch
 
+from .frames import SAMPLING_RATE
+
 MIN_F0 = 50.0  # Hz; the harmonic head's f0 range, also YIN's search range
 MAX_F0 = 550.0
 RELIABLE_THRESHOLD = 0.15  # a dip of d' below this gives an f0 target (few octave errors)
@@ -28,7 +30,7 @@ class PitchTrack(NamedTuple):
     reliable: torch.Tensor
 
 
-def yin_pitch(samples: torch.Tensor, frame_centers: torch.Tensor, sampling_rate: int = 16000) -> PitchTrack:
+def yin_pitch(samples: torch.Tensor, frame_centers: torch.Tensor, sampling_rate: int = SAMPLING_RATE) -> PitchTrack:
     """samples `[B, T]`, frame_centers `[n]` (sample indices) → `PitchTrack` of `[B, n]` tensors.
 
     Each frame takes `integration + max_lag` samples around its centre (zero outside the signal). The period is the

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from .errors import LMCodecError
-from .frames import ENCODER_BLOCK_FRAMES
+from .frames import ENCODER_BLOCK_FRAMES, num_frames
 
 
 def _as_samples(samples, device, dtype) -> torch.Tensor:
@@ -47,7 +47,7 @@ class LMCodecStreamingEncoder:
         self._pending = self._pending[:, usable:]
         codes = torch.cat(blocks, dim=-1) if blocks else torch.zeros(self.num_quantizers, 0, dtype=torch.long)
         if final:
-            total = -(-self._samples_seen // self.model.config.hop_length)
+            total = num_frames(self._samples_seen, self.model.config.hop_length)
             codes = codes[:, : total - self._frames_emitted]
         self._frames_emitted += codes.shape[-1]
         return codes

@@ -25,11 +25,11 @@ def limit_threads(count: int) -> None:
     _threads = count
     for name in THREAD_ENVIRONMENT:  # libraries loaded later read these when they start their pools
         os.environ[name] = str(count)
-    if "numpy" in sys.modules:  # already loaded: its BLAS pool exists and must be told
+    if sys.modules.get("numpy") is not None:  # already loaded: its BLAS pool exists and must be told
         from threadpoolctl import threadpool_limits
 
         _blas_limit = threadpool_limits(limits=count)
-    if "torch" in sys.modules:
+    if sys.modules.get("torch") is not None:
         import torch
 
         torch.set_num_threads(count)

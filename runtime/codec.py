@@ -23,6 +23,7 @@ import numpy as np
 
 from lmcodec.codec_settings import CodecSettings
 from lmcodec.errors import LMCodecError
+from lmcodec.fine_decoding import FineDecoding
 from lmcodec.frames import SAMPLING_RATE, num_frames
 from lmcodec.integer_entropy_model import IntegerEntropyModel
 from lmcodec.range_coding import NO_INTEGER_MODEL_HINT, IntegerEntropyCoder
@@ -132,6 +133,7 @@ class RuntimeCodec:
         self.settings = CodecSettings.from_config(config)
         self._integer_buffers = integer_buffers
         self._engine = IntegerEntropyModel(integer_model_tensors(integer_buffers)) if integer_buffers else None
+        self._fine_lms: dict = {}  # num_coarse → OnnxFineLM, loaded on first use
 
     # ------------------------------------------------------------------ the backend interface (compression.py)
     @property
@@ -171,12 +173,23 @@ class RuntimeCodec:
 
     def fine_code_generator(self, num_coarse: int, sync_frames: int, fine_decoding: str, seed: int,
                             start_frame: int = 0):
-        """The fine LM graph's generator for `fine_decoding` ("expected", "greedy" or "sample")."""
-        fine = getattr(self.graphs, "fine_lm", None)
-        if fine is None:
-            raise LMCodecError(f"fine_decoding {fine_decoding!r} needs the fine LM, which this checkpoint's ONNX graphs "
-                               f"do not include; decode with fine_decoding='coarse-only' or {TORCH_ONLY_HINT}.")
-        return fine.generator(num_coarse, sync_frames, fine_decoding, seed, start_frame)
+        """The fine LM graph's generator for `fine_decoding` ("expected", "greedy" or "sample"), seeded as the torch
+        model's (its sampled codes follow numpy's generator, so they differ from torch's; the bits do not)."""
+        from lmcodec.threads import coding_threads
+
+        from .fine_lm import MANIFEST_NAME, OnnxFineCodeGenerator, OnnxFineLM
+
+        onnx_dir = Path(self.checkpoint) / "onnx"
+        if not (onnx_dir / MANIFEST_NAME).is_file():
+            raise LMCodecError(f"fine_decoding {fine_decoding!r} needs the fine LM's graphs, which {onnx_dir} lacks; "
+                               f"re-export with `lmcodec export-onnx {self.checkpoint}`, decode with "
+                               f"fine_decoding='coarse-only', or {TORCH_ONLY_HINT}.")
+        if num_coarse not in self._fine_lms:
+            self._fine_lms[num_coarse] = OnnxFineLM.from_directory(
+                onnx_dir, num_coarse, weights_path=Path(self.checkpoint) / "model.safetensors",
+                threads=coding_threads())
+        return OnnxFineCodeGenerator(self._fine_lms[num_coarse], mode=fine_decoding, sync_frames=sync_frames,
+                                     seed=seed, start_frame=start_frame)
 
     # ------------------------------------------------------------------ the coding API
     def compress(self, audio, sampling_rate: int = SAMPLING_RATE, num_coarse_quantizers: int | None = None,
@@ -187,7 +200,7 @@ class RuntimeCodec:
         data, report = compress(self, audio, sampling_rate, num_coarse_quantizers, entropy_coding, packet_frames)
         return (data, report) if return_report else data
 
-    def decompress(self, data: bytes, fine_decoding: str | None = None, seed: int | None = None,
+    def decompress(self, data: bytes, fine_decoding: FineDecoding | None = None, seed: int | None = None,
                    partial: bool = False, return_losses: bool = False):
         """Stream bytes → (audio float32 `[T]`, sampling rate) (and a line on what was lost with `return_losses`)."""
         from lmcodec.compression import decompress
@@ -202,12 +215,28 @@ class RuntimeCodec:
 
         return LMCodecStreamCompressor(self, sampling_rate, num_coarse_quantizers, entropy_coding, packet_frames)
 
-    def stream_decompressor(self, header: bytes, fine_decoding: str | None = None, seed: int | None = None,
+    def stream_decompressor(self, header: bytes, fine_decoding: FineDecoding | None = None, seed: int | None = None,
                             partial: bool = False):
         """Live decompression: `d.push(stream bytes) -> samples`, `d.finish() -> samples`."""
         from lmcodec.compression import LMCodecStreamDecompressor
 
         return LMCodecStreamDecompressor(self, header, seed=seed, partial=partial, fine_decoding=fine_decoding)
+
+    def datagram_encoder(self, packet_frames: int = 2, sync_frames: int = 12, sampling_rate: int = SAMPLING_RATE,
+                         num_coarse_quantizers: int | None = None, **options):
+        """Real-time packets for UDP / RTP: `e.description() -> bytes` (out of band), `e.push(samples) ->
+        list[bytes]`, `e.flush()` (see `lmcodec.datagram.DatagramEncoder`)."""
+        from lmcodec.datagram import DatagramEncoder
+
+        return DatagramEncoder(self, packet_frames, sync_frames, sampling_rate, num_coarse_quantizers, **options)
+
+    def datagram_decoder(self, description: bytes, fine_decoding: str | None = None, seed: int | None = None,
+                         **options):
+        """The receiver of a datagram stream: `d.push(packet or None) -> samples`, `d.lost(count)`, `d.finish()`,
+        `d.report` (see `lmcodec.datagram.DatagramDecoder`)."""
+        from lmcodec.datagram import DatagramDecoder
+
+        return DatagramDecoder(self, description, fine_decoding=fine_decoding, seed=seed, **options)
 
     def encode(self, audio: np.ndarray, num_quantizers: int | None = None) -> np.ndarray:
         """16 kHz mono audio `[T]` → codes `[K, ceil(T / hop)]` (K: all levels unless `num_quantizers`)."""

@@ -4,6 +4,11 @@ Format version 3 takes the range coder's probabilities from the integer entropy 
 stream (`golden.lmc`) must decode, and re-encode byte for byte, on every machine; `golden-raw.lmc` is the same
 signal's raw (entropy coding off) stream and `golden-raw-codes.npy` its coarse codes `[frames, Nc]`.
 
+Datagram mode (format version 4) has its own goldens, made from the same codes: for each configuration in
+`DATAGRAM_GOLDENS`, `datagram-<name>.desc` (the stream description) and `datagram-<name>.packets` (the packets, each
+written after a one-byte length: a test-only framing, since datagrams are framed by their transport). Their names
+keep them out of the `golden*.lmc` file streams.
+
 Older streams are kept to show they still read: `golden-v2-raw.lmc` (raw codes, every machine) and the float-LM
 streams `golden-v<N>-<cpu kind>.lmc` of versions 1 and 2, which decode only on the kind of CPU that wrote them
 (float32 kernels round differently elsewhere; measured: such a stream written on one machine failed on an AVX2 EPYC).
@@ -33,6 +38,38 @@ RAW_STREAM = GOLDEN_DIR / "golden-raw.lmc"
 RAW_CODES = GOLDEN_DIR / "golden-raw-codes.npy"  # the coarse codes [frames, Nc] inside STREAM and RAW_STREAM
 OLD_RAW_STREAM = GOLDEN_DIR / "golden-v2-raw.lmc"
 GOLDEN_SEED = 1234
+DATAGRAM_GOLDENS = {  # name → DatagramEncoder options: 20, 40 and 60 ms packets, the last with every option set
+    "20ms": {"packet_frames": 1, "sync_frames": 11},
+    "40ms": {"packet_frames": 2, "sync_frames": 12},
+    "60ms-check": {"packet_frames": 3, "sync_frames": 12, "sequence_modulus": 8, "check_bits": 3,
+                   "start_mix": (100, 7)},
+}
+
+
+def datagram_paths(name: str) -> tuple[Path, Path]:
+    return GOLDEN_DIR / f"datagram-{name}.desc", GOLDEN_DIR / f"datagram-{name}.packets"
+
+
+def join_datagrams(packets: list[bytes]) -> bytes:
+    assert all(0 < len(packet) < 256 for packet in packets)
+    return b"".join(bytes([len(packet)]) + packet for packet in packets)
+
+
+def split_datagrams(data: bytes) -> list[bytes]:
+    packets, position = [], 0
+    while position < len(data):
+        packets.append(data[position + 1 : position + 1 + data[position]])
+        position += 1 + data[position]
+    return packets
+
+
+def make_datagrams(model, codes: np.ndarray, options: dict) -> tuple[bytes, list[bytes]]:
+    """(description, packets) of the coarse codes `[frames, Nc]` in datagram mode with `options`."""
+    from lmcodec.datagram import DatagramEncoder
+
+    encoder = DatagramEncoder(model, **options)
+    packets = encoder.push_codes(codes.T.astype(np.int64)) + encoder.flush()
+    return encoder.description(), packets
 
 
 def golden_signal():
@@ -101,7 +138,14 @@ def make_golden_streams() -> list[Path]:
     STREAM.write_bytes(model.compress(signal))
     RAW_STREAM.write_bytes(model.compress(signal, entropy_coding=False))
     np.save(RAW_CODES, read_raw_codes(RAW_STREAM.read_bytes()).astype(np.int16))
-    return [STREAM, RAW_STREAM, RAW_CODES]
+    written = [STREAM, RAW_STREAM, RAW_CODES]
+    for name, options in DATAGRAM_GOLDENS.items():
+        description, packets = make_datagrams(model, np.load(RAW_CODES), options)
+        description_path, packets_path = datagram_paths(name)
+        description_path.write_bytes(description)
+        packets_path.write_bytes(join_datagrams(packets))
+        written += [description_path, packets_path]
+    return written
 
 
 if __name__ == "__main__":

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import torch
 import pytest
@@ -133,3 +135,80 @@ def test_sampled_fine_codes_restart_at_each_sync_point(tiny_model):
     later = tiny_model.fine_code_generator(2, do_sample=True, seed=5, start_frame=sync).push(coarse[:, :, sync:])
     assert torch.equal(later, whole[:, :, sync:])
     assert not torch.equal(whole, tiny_model.generate_fine_codes(coarse, do_sample=True, seed=6))
+
+
+# ---------------------------------------------------------------------------------------------------- length fields
+@pytest.fixture(scope="module")
+def long_stream(model):
+    """30 s: 150 packets of 10 frames (0.2 s), sync points every 40 frames (0.8 s)."""
+    return model.compress(speech_like(30.0, seed=12))
+
+
+@pytest.mark.parametrize("target, flip", [(70, 0x80), (70, 0x01), (71, 0x5A), (72, 0x20), (10, 0xC0), (140, 0x04)])
+def test_a_damaged_length_field_costs_only_the_span_to_the_next_sync_point(model, long_stream, target, flip):
+    """A flipped bit on a packet's length field misframes everything after it; partial decoding scans for the next
+    packet that decodes as a sync period's start and resumes there, in place (the length is known from the header,
+    so the packets after the damage are placed by counting back from the end)."""
+    clean, _ = model.decompress(long_stream)
+    start, _ = packet_spans(long_stream)[target]
+    damaged = corrupt_bits(long_stream, start, flip)
+    with pytest.raises(lmcodec.LMCodecError):
+        model.decompress(damaged)
+    audio, _, losses = model.decompress(damaged, partial=True, return_losses=True)
+    first, resumed = target * 10, (target * 10 // 40 + 1) * 40  # frames: the damaged packet, the next sync point
+    assert audio.shape == clean.shape
+    np.testing.assert_array_equal(audio[: first * HOP - delay(model)], clean[: first * HOP - delay(model)])
+    assert not audio[first * HOP : resumed * HOP].any()
+    np.testing.assert_allclose(audio[(resumed + 10) * HOP :], clean[(resumed + 10) * HOP :], atol=1e-5)
+    lost = (resumed - first) / 50
+    assert losses == (f"lost {lost:.2f} s of audio: {first / 50:.2f}-{resumed / 50:.2f} s (packet {target} "
+                      f"unreadable, resynchronised at the sync point at {resumed / 50:.2f} s)")
+
+
+def corrupt_bits(data: bytes, position: int, flip: int) -> bytes:
+    return data[:position] + bytes([data[position] ^ flip]) + data[position + 1 :]
+
+
+def test_info_tells_damage_from_truncation(model, long_stream, tmp_path, capsys):
+    from lmcodec.cli import main
+
+    start, _ = packet_spans(long_stream)[70]
+    cut_at, _ = packet_spans(long_stream)[61]
+    files = {"complete": long_stream, "damaged": corrupt_bits(long_stream, start, 0x80),
+             "truncated": long_stream[: cut_at + 5]}
+    status = {}
+    for name, data in files.items():
+        path = tmp_path / f"{name}.lmc"
+        path.write_bytes(data)
+        assert main(["info", str(path)]) == 0
+        status[name] = capsys.readouterr().out.splitlines()[-1]
+    assert status["complete"] == "status   complete"
+    assert status["truncated"] == "status   truncated after 12.20 s"
+    assert status["damaged"] == ("status   damaged: packet 70 unreadable (resynchronised at 14.20 s; audio resumes "
+                                 "at the sync point at 14.40 s)")
+    checkpoint = tmp_path / "checkpoint"
+    lmcodec.save_checkpoint(model, checkpoint)
+    assert main(["decode", "--partial", str(tmp_path / "damaged.lmc"), str(tmp_path / "out.wav"), "--backend",
+                 "torch", "--model", str(checkpoint)]) == 0
+    assert ("lost 0.40 s of audio: 14.00-14.40 s (packet 70 unreadable, resynchronised at the sync point at "
+            "14.40 s)") in capsys.readouterr().err
+
+
+def test_info_never_calls_a_cut_file_damaged_nor_a_damaged_length_truncated(long_stream):
+    header, packets = bitstream.split_stream(long_stream)
+    body = long_stream[bitstream.HEADER_SIZE :]
+    spans = [(start - bitstream.HEADER_SIZE, end - bitstream.HEADER_SIZE) for start, end in packet_spans(long_stream)]
+    for cut in range(spans[60][0], spans[62][1]):
+        status, _ = bitstream.StreamFraming(header, body[:cut]).describe_damage()
+        assert status.startswith("truncated after"), (cut, status)
+    rng = np.random.default_rng(1)
+    exact = 0
+    for target in range(5, 140, 5):
+        flip = int(rng.integers(1, 256))
+        damaged = body[: spans[target][0]] + bytes([body[spans[target][0]] ^ flip]) + body[spans[target][0] + 1 :]
+        status, _ = bitstream.StreamFraming(header, damaged).describe_damage()
+        assert status.startswith("damaged: "), (target, flip, status)
+        resynchronised = float(re.search(r"resynchronised at ([0-9.]+) s", status).group(1))
+        assert abs(resynchronised - (target + 1) * 0.2) <= 0.2 + 1e-9, (target, flip, status)
+        exact += abs(resynchronised - (target + 1) * 0.2) < 1e-9
+    assert exact >= 15  # of 27: without the model the damaged packet is known to within one

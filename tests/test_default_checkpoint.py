@@ -7,7 +7,9 @@ which random weights never do).
 
 from __future__ import annotations
 
+import hashlib
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +20,8 @@ from transformers import AutoModel
 
 import lmcodec
 from lmcodec.errors import LMCodecError
-from lmcodec.training.bundle_default import SIZE_BUDGET_BYTES, bundle_default_checkpoint
+from lmcodec.hub_cards.model_card import claimed_code_files
+from lmcodec.training.bundle_default import SIZE_BUDGET_BYTES, bundle_default_checkpoint, render_bundled_card
 from tests.conftest import export_integer_entropy_model, speech_files, speech_like, tiny_config
 
 DEFAULT = Path(lmcodec.DEFAULT_CHECKPOINT)
@@ -38,7 +41,8 @@ def test_default_checkpoint_is_weights_and_configs_in_half_precision_within_budg
     names = {path.name for path in DEFAULT.iterdir()}
     assert {"config.json", "model.safetensors", "preprocessor_config.json", "README.md"} <= names
     assert not any(name.endswith(".py") for name in names)  # the package's code loads it; no stale copies
-    assert "auto_map" not in json.loads((DEFAULT / "config.json").read_text())
+    assert "auto_map" not in json.loads((DEFAULT / "config.json").read_text())  # so it claims no remote code for
+    assert "config.json" not in claimed_code_files(DEFAULT)                      # AutoConfig / AutoModel
     assert sum(path.stat().st_size for path in DEFAULT.iterdir()) <= SIZE_BUDGET_BYTES
     assert torch.float16 in stored_dtypes(DEFAULT) and torch.float32 not in stored_dtypes(DEFAULT)
 
@@ -82,12 +86,18 @@ def test_bundling_stores_half_precision_without_code_and_replaces_the_folder(tmp
     destination = tmp_path / "default"
     destination.mkdir()
     (destination / "stale.py").write_text("old")
+    shutil.copytree(DEFAULT / "onnx", destination / "onnx")  # graphs of other weights: exported anew, not carried
+    stale_graphs = digests(destination / "onnx")
     facts = tmp_path / "facts.json"
     facts.write_text(json.dumps({"steps": {"codec": 10}, "hardware": "2 CPU cores"}))
     bundle_default_checkpoint(source, destination, training_facts=facts)
     names = {path.name for path in destination.iterdir()}
     assert names == {"config.json", "model.safetensors", "preprocessor_config.json", "training_facts.json",
-                     "README.md"}
+                     "README.md", "onnx"}
+    assert digests(destination / "onnx") != stale_graphs
+    assert claimed_code_files(destination) == {}  # no code in the folder, so neither config claims any
+    card = (destination / "README.md").read_text()
+    assert "this folder carries no code of its own" in card and "`onnx/manifest.json`" in card  # rendered after export
     assert stored_dtypes(destination) <= {torch.float16, torch.bool, torch.int64, torch.int32}
     reloaded = lmcodec.LMCodecModel.from_pretrained(str(destination))
     assert reloaded.dtype == torch.float32
@@ -137,3 +147,61 @@ def test_assembling_takes_each_lm_from_its_checkpoint_and_refuses_other_codes(tm
     lmcodec.save_checkpoint(fine, tmp_path / "fine")
     with pytest.raises(LMCodecError, match="trained on other codes: its quantizer.codebooks differs"):
         assemble_checkpoint(tmp_path / "codec", tmp_path / "fine", tmp_path / "entropy")
+
+
+STREAMING_DECODE_TOLERANCE = 2e-4  # the README states this figure
+
+
+@pytest.mark.slow
+def test_streaming_decode_matches_one_shot_on_real_speech(default_model):
+    """Frame-by-frame streaming decode of the bundled checkpoint equals one-shot `decode` within the tolerance the
+    README states, with all 12 levels, on the test-other utterance that differs most of those measured."""
+    import soundfile as sf
+
+    files = speech_files("librispeech-test-other", 50)
+    path = next((file for file in files if file.stem == "1998-15444-0000"), files[0])
+    audio, _ = sf.read(path, dtype="float32")
+    codes = default_model.encode(torch.from_numpy(audio)[None, None]).audio_codes
+    one_shot = default_model.decode(codes).audio_values[0, 0].numpy()
+    decoder = default_model.streaming_decoder()
+    frames = [decoder.push(codes[0, :, index : index + 1]) for index in range(codes.shape[-1])]
+    streamed = torch.cat([*frames, decoder.flush()]).numpy()
+    assert streamed.shape == one_shot.shape
+    assert np.abs(streamed - one_shot).max() <= STREAMING_DECODE_TOLERANCE
+
+
+def digests(folder: Path) -> dict[str, str]:
+    return {path.relative_to(folder).as_posix(): hashlib.sha256(path.read_bytes()).hexdigest()
+            for path in sorted(folder.rglob("*")) if path.is_file()}
+
+
+def test_bundled_card_is_what_the_renderer_makes_of_the_folder(tmp_path):
+    """README.md of the bundled default is the renderer's output for the folder as shipped (its files, weights,
+    results.json and training_facts.json): re-rendering a copy (`bundle_default --card-only`) gives the same bytes and
+    writes nothing else."""
+    copy = tmp_path / "default_checkpoint"
+    shutil.copytree(DEFAULT, copy)
+    before = digests(copy)
+    (copy / "README.md").unlink()
+    render_bundled_card(copy)
+    assert digests(copy) == before, "README.md is stale: python -m lmcodec.training.bundle_default --card-only"
+    assert (copy / "README.md").stat().st_mode & 0o777 == 0o644
+
+
+def test_rebundling_the_default_keeps_its_weights_and_its_onnx_graphs(tmp_path):
+    """Bundling the bundled default again (new results, say) reproduces its weights byte for byte, carries its ONNX
+    graphs over (they fit those weights) and lists them in the card; the runtime loads the result."""
+    import lmcodec.runtime
+
+    destination = bundle_default_checkpoint(DEFAULT, tmp_path / "default",
+                                            training_facts=DEFAULT / "training_facts.json",
+                                            results=DEFAULT / "results.json")
+    mine, shipped = digests(destination), digests(DEFAULT)
+    assert mine["model.safetensors"] == shipped["model.safetensors"]
+    assert {name: digest for name, digest in mine.items() if name.startswith("onnx/")} == {
+        name: digest for name, digest in shipped.items() if name.startswith("onnx/")}
+    assert "`onnx/`" in (destination / "README.md").read_text()
+    assert all(path.stat().st_mode & 0o777 == (0o755 if path.is_dir() else 0o644) for path in destination.rglob("*"))
+    codec = lmcodec.runtime.load_codec(destination)
+    audio = speech_like(0.7)
+    assert codec.compress(audio) == lmcodec.runtime.load_codec(DEFAULT).compress(audio)

@@ -16,6 +16,7 @@ import soundfile as sf
 import lmcodec
 from lmcodec.errors import LMCodecError
 from lmcodec.hub_cards import render_dataset_card, render_model_card
+from tests.card_examples import section
 from tests.conftest import REPO, speech_like
 
 DEFAULT_CPU_FACTS = {
@@ -260,16 +261,31 @@ def test_not_a_checkpoint_is_a_one_line_error(tmp_path):
         render_model_card(tmp_path, None, None)
 
 
-def test_the_cards_python_example_runs(tiny_checkpoint, tmp_path, monkeypatch):
+def test_every_python_example_of_the_card_runs_as_written(tiny_checkpoint, tmp_path):
+    """Each example of a repository's card, with the repository replaced by a saved checkpoint, in a fresh interpreter:
+    the package's examples where nothing registered LMCodec before them, the remote-code one where `lmcodec` cannot be
+    imported at all (a checkpoint saved by the package carries its code)."""
+    from tests.card_examples import python_blocks, run_python, workdir
+
     card = render_model_card(tiny_checkpoint, None, None, repo_id="someone/lmcodec-tiny")
-    example = re.findall(r"```python\n(.*?)```", card.text, flags=re.DOTALL)[0]
-    assert 'AutoModel.from_pretrained("someone/lmcodec-tiny")' in example
-    monkeypatch.chdir(tmp_path)
-    sf.write(tmp_path / "speech.flac", speech_like(0.8, 22050, seed=5), 22050)
-    namespace = {"__name__": "card_example"}
-    exec(compile(example.replace("someone/lmcodec-tiny", str(tiny_checkpoint)), "README.md", "exec"), namespace)
-    assert isinstance(namespace["data"], bytes) and namespace["decoded"].ndim == 1
-    assert namespace["sampling_rate"] == 16000
+    quick = python_blocks(section(card.text, "Quick start"))
+    usage = python_blocks(section(card.text, "How to use"))
+    assert len(quick) == 1 and len(usage) == 2  # no ONNX graphs in this checkpoint: no runtime example
+    package, auto, remote = quick[0], usage[0], usage[1]
+    assert 'lmcodec.LMCodecModel.from_pretrained("someone/lmcodec-tiny")' in package
+    assert 'lmcodec.register_auto_classes()' in auto and 'AutoModel.from_pretrained("someone/lmcodec-tiny")' in auto
+    assert 'AutoModel.from_pretrained("someone/lmcodec-tiny", trust_remote_code=True)' in remote
+    assert "import lmcodec" not in remote
+    checks = {
+        "package": (package, (), "assert isinstance(data, bytes) and decoded.ndim == 1 and sampling_rate == 16000"),
+        "auto": (auto, (), "assert type(model).__name__ == 'LMCodecModel' and codes.shape[1] == 2\n"
+                           "assert audio_values.shape[-1] == inputs['input_values'].shape[-1]"),
+        "remote": (remote, ("lmcodec",), "assert not type(model).__module__.startswith('lmcodec')\n"
+                                         "assert codes.shape[1] == 4 and decoded.shape == audio.shape"),
+    }
+    for name, (code, block, check) in checks.items():
+        code = code.replace("someone/lmcodec-tiny", str(tiny_checkpoint))
+        run_python(code + check + "\n", workdir(tmp_path, name), block=block)
 
 
 def test_templates_ship_inside_the_package():
@@ -454,3 +470,121 @@ def test_malformed_learning_curves_are_a_one_line_error(tiny_checkpoint, curves)
     with pytest.raises(LMCodecError, match="learning_curves must be") as error:
         render_model_card(tiny_checkpoint, None, {**DEFAULT_CPU_FACTS, "learning_curves": curves})
     assert "\n" not in str(error.value)
+
+
+# ---------------------------------------------------------------------------------------------------- first screen
+def first_screen(text: str) -> str:
+    """What a Hub visitor sees before scrolling: the card's body up to its "How to use" section."""
+    body = text.split("\n---\n", 1)[1]
+    return body.split("\n## How to use\n", 1)[0]
+
+
+def test_bundled_cards_first_screen_says_what_it_is_how_to_load_it_its_numbers_and_decoding():
+    """The bundled default's card, as shipped: its opening says what the codec is with the config's and results.json's
+    figures, how to load it (package, Auto classes, without the package, without torch), the headline numbers against
+    Codec2 at a similar rate with the paired differences, and that it decodes coarse-only because the fine LM measured
+    no better; the training history comes after all that."""
+    from lmcodec.training.report import rate_matched_pairs
+
+    folder = Path(lmcodec.DEFAULT_CHECKPOINT)
+    text = (folder / "README.md").read_text()
+    config = lmcodec.LMCodecConfig.from_pretrained(folder)
+    results = json.loads((folder / "results.json").read_text())
+    default = next(row for row in results["systems"]
+                   if row["kind"] == "lmcodec" and row["num_coarse_quantizers"] == config.num_coarse_quantizers)
+    screen = first_screen(text)
+    opening = screen.split("\n## ", 1)[0]
+    # what it is: the figures of this checkpoint (Nc=3 of 12 levels, 16 kHz, 50 frames/s, 60 ms, about 1.2 kbps)
+    assert config.fine_decoding == "coarse-only" and config.num_coarse_quantizers == 3
+    for needle in (f"about {default['kbps']:.1f} kbps", f"{default['kbps']:.3f} kbps measured",
+                   f"{config.sampling_rate / 1000:g} kHz", f"{config.frame_rate:g} frames/s",
+                   f"Algorithmic latency: {config.algorithmic_latency_ms:g} ms", f"Nc={config.num_coarse_quantizers}",
+                   f"writes {config.num_quantizers} residual-vector-quantized codes"):
+        assert needle in opening, needle
+    assert f"{default['kbps']:.1f}" == "1.2" and config.algorithmic_latency_ms == 60 and config.frame_rate == 50
+    # the default decoding, up front, and why; the old claim that the fine LM regenerates the levels by default is gone
+    assert "**Default decoding: coarse-only.**" in opening and "measured no better" in opening
+    assert "regenerates the remaining levels before the decoder" not in text
+    # how to load it
+    for needle in ("lmcodec.LMCodecModel.from_pretrained(lmcodec.DEFAULT_CHECKPOINT)",
+                   "lmcodec.register_auto_classes()",
+                   "AutoModel.from_pretrained(lmcodec.DEFAULT_CHECKPOINT)",
+                   'AutoModel.from_pretrained("NAMESPACE/NAME", trust_remote_code=True)',
+                   "lmcodec.runtime.load_codec(lmcodec.DEFAULT_CHECKPOINT)", "lmcodec encode speech.flac speech.lmc"):
+        assert needle in screen, needle
+    # the headline numbers: LMCodec's rows and every rate-matched reference codec, then their paired differences
+    headline = screen.split("\n## Headline numbers\n", 1)[1]
+    _, pairs = rate_matched_pairs(results)
+    assert {reference["name"] for _, reference, _ in pairs} == {"Codec2 700C", "Codec2 1200", "Codec2 1300"}
+    assert (f"| {default['name']} (default) | {default['kbps']:.3f} | {default['metrics']['pesq']:.2f} | "
+            f"{default['metrics']['stoi']:.3f} | {default['metrics']['dnsmos_ovrl']:.2f} |") in headline
+    for system, reference, _ in pairs:
+        assert f"| {reference['name']} | {reference['kbps']:.3f} |" in headline
+        pair = f"| {system['name']} − {reference['name']} | {system['kbps']:.3f} / {reference['kbps']:.3f} |"
+        assert pair in headline
+    assert "| LMCodec Nc=3 − Codec2 1200 | 1.167 / 1.197 | **+0.25 ± 0.03** (45/50) |" in headline
+    assert "| expected fine vectors − coarse only (default) | **+0.018 ± 0.007** (37/50) |" in headline
+    assert "Opus" not in headline  # not at a similar rate: in the full table only
+    # all of it before the long sections
+    order = [text.index(f"\n## {title}\n") for title in ("Quick start", "Headline numbers", "How to use",
+                                                         "Limitations", "Evaluation", "Training", "Files")]
+    assert order == sorted(order)
+    assert len(screen.splitlines()) < 80
+
+
+def test_the_card_claims_no_better_fine_decoding_than_was_measured(tiny_checkpoint):
+    """The default-decoding paragraph follows the per-utterance comparison in results.json: "measured no better" only
+    when no fine decoding is ahead on a paired score by more than two standard errors while behind on none."""
+    from lmcodec.hub_cards.model_card import decoding_paragraph, fine_decoding_comparison
+
+    config = lmcodec.LMCodecConfig.from_pretrained(tiny_checkpoint)
+    assert config.fine_decoding == "coarse-only"
+
+    def results(gain: float) -> dict:
+        def row(slug, kind, pesq):
+            return {"name": slug, "slug": slug, "kind": kind, "num_coarse_quantizers": 2, "kbps": 0.6,
+                    "kbps_source": "measured: all bytes of the coded files", "metrics": {"pesq": pesq[0]},
+                    "per_item": {"pesq": pesq, "stoi": [0.8, 0.7, 0.75] * 4}}
+
+        base = [1.5, 1.7, 1.6] * 4
+        return {"metadata": {"default_operating_point": 2}, "systems": [
+            row("lmcodec-nc2", "lmcodec", base),
+            row("lmcodec-nc2-expected", "ablation", [value + gain + 0.01 * (index % 3) for index, value in
+                                                     enumerate(base)])]}
+
+    ahead = fine_decoding_comparison(results(0.1), config)
+    assert ahead["better"] == ["expected fine vectors"]
+    paragraph = decoding_paragraph(config, ahead)
+    assert "measured no better" not in paragraph and "measured expected fine vectors ahead" in paragraph
+    behind = fine_decoding_comparison(results(-0.1), config)
+    assert behind["better"] == [] and "measured no better" in decoding_paragraph(config, behind)
+    assert "| expected fine vectors − coarse only (default) | **-0.090 ± 0.002** (0/12) | +0.0000" in behind["table"]
+    assert "measured no better" not in decoding_paragraph(config, None)  # nothing measured: nothing claimed
+
+
+def listed_files(text: str) -> set[str]:
+    """The file names the card's Files section lists, with the entries that group files (`*.py`, `onnx/`) expanded."""
+    names = set()
+    for line in section(text, "Files").splitlines():
+        match = re.match(r"- `([^`]+)`(.*)", line)
+        if match:
+            name, rest = match.groups()
+            grouped = name in ("*.py", "onnx/")
+            names |= {found for found in re.findall(r"`([^`]+\.(?:py|onnx|json))`", rest)
+                      if found.endswith(".py") or found.startswith("onnx/")} if grouped else {name}
+    return names
+
+
+def test_the_file_list_is_what_the_folder_holds(tiny_checkpoint):
+    """The bundled default's card lists exactly the files of its folder (onnx/ included, no code files), and a saved
+    checkpoint's card lists its code files and auto_map."""
+    from lmcodec.hub_cards.model_card import shipped_files
+
+    folder = Path(lmcodec.DEFAULT_CHECKPOINT)
+    text = (folder / "README.md").read_text()
+    assert listed_files(text) == set(shipped_files(folder))
+    assert any(name.startswith("onnx/") for name in listed_files(text)) and "`*.py`" not in section(text, "Files")
+    assert "no `auto_map`" in section(text, "Files")
+    saved = str(render_model_card(tiny_checkpoint, None, None))
+    assert listed_files(saved) == set(shipped_files(tiny_checkpoint)) | {"README.md"}
+    assert "modeling_lmcodec.py" in listed_files(saved) and "`auto_map` for `trust_remote_code`" in saved

@@ -37,7 +37,8 @@ def test_the_checker_finds_a_planted_cycle_and_a_planted_core_import():
 
 
 def test_importing_the_package_and_its_command_line_loads_neither_torch_nor_transformers():
-    code = ("import sys, lmcodec, lmcodec.cli, lmcodec.bitstream, lmcodec.compression, lmcodec.processing.files; "
+    code = ("import sys, lmcodec, lmcodec.cli, lmcodec.bitstream, lmcodec.compression, lmcodec.datagram, "
+            "lmcodec.processing.files; "
             "from lmcodec.cli import build_parser; build_parser(); "
             "loaded = [m for m in ('torch', 'transformers', 'datasets', 'lmcodec.training', 'lmcodec.hub_cards') "
             "if m in sys.modules]; print(loaded); sys.exit(1 if loaded else 0)")

@@ -16,16 +16,16 @@ import pytest
 from tests.conftest import REPO
 
 SUBPACKAGES = ["lmcodec", "lmcodec.processing", "lmcodec.runtime", "lmcodec.training", "lmcodec.training.metrics",
-               "lmcodec.hub_cards", "lmcodec.cli"]
+               "lmcodec.hub_cards", "lmcodec.cli", "lmcodec.runtime.graphs", "lmcodec.runtime.fine_lm"]
 SOURCES = ["pyproject.toml", "README.md", "modeling_lmcodec", "processing", "runtime", "training", "hub_cards"]
 # What setuptools prints when the project's configuration is out of date or incomplete.
 CONFIGURATION_WARNINGS = ["BuildBackendWarning", "SetuptoolsDeprecationWarning", "Package would be ignored",
                           "is absent from the `packages` configuration", "`project.license` as a TOML table"]
 
 
-@pytest.mark.slow
-def test_wheel_installs_and_imports_every_subpackage(tmp_path):
-    source = tmp_path / "source"
+def copy_sources(folder):
+    """A copy of what the package is built from in `folder/source` (the tree as it is, untracked files aside)."""
+    source = folder / "source"
     source.mkdir()
     for name in SOURCES:
         path = REPO / name
@@ -33,6 +33,12 @@ def test_wheel_installs_and_imports_every_subpackage(tmp_path):
             shutil.copytree(path, source / name, ignore=shutil.ignore_patterns("__pycache__"))
         else:
             shutil.copy(path, source / name)
+    return source
+
+
+@pytest.mark.slow
+def test_wheel_installs_and_imports_every_subpackage(tmp_path):
+    source = copy_sources(tmp_path)
     wheels = tmp_path / "wheels"
     build = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-v", "-w", str(wheels),
@@ -43,10 +49,12 @@ def test_wheel_installs_and_imports_every_subpackage(tmp_path):
     assert not [warning for warning in CONFIGURATION_WARNINGS if warning in output], output[-5000:]
     wheel = next(wheels.glob("lmcodec-*.whl"))
     names = set(zipfile.ZipFile(wheel).namelist())
-    bundled = {f"lmcodec/default_checkpoint/{path.name}" for path in (REPO / "modeling_lmcodec" / "default_checkpoint")
-               .iterdir() if path.is_file()}
+    checkpoint = REPO / "modeling_lmcodec" / "default_checkpoint"
+    bundled = {f"lmcodec/default_checkpoint/{path.relative_to(checkpoint).as_posix()}" for path in checkpoint.rglob("*")
+               if path.is_file()}  # its onnx/ graphs included
     templates = {f"lmcodec/hub_cards/templates/{path.name}" for path in (REPO / "hub_cards" / "templates").glob("*.md")}
-    assert "lmcodec/default_checkpoint/model.safetensors" in bundled and len(templates) >= 2
+    assert {"lmcodec/default_checkpoint/model.safetensors", "lmcodec/default_checkpoint/onnx/manifest.json"} <= bundled
+    assert len(templates) >= 2
     assert bundled | templates <= names, sorted(bundled | templates - names)
 
     environment = tmp_path / "venv"

@@ -293,3 +293,62 @@ def test_bad_arguments_fail_before_any_network(weights_only_checkpoint, tmp_path
     results = tmp_path / "missing-results.json" if message.startswith("results") else None
     with pytest.raises(lmcodec.LMCodecError, match=message):
         push_to_hub(folder, repo_id, results=results)
+
+
+# ---------------------------------------------------------------------------------------------------- the ONNX graphs
+@pytest.mark.slow
+def test_push_of_the_bundled_default_uploads_its_onnx_graphs_and_code(tmp_path):
+    """The bundled default (weights, configs, onnx/; no code) pushed as it is: the repository gets its ONNX graphs
+    unchanged under onnx/, the code and auto_map it lacked, and a card whose file list is exactly what was uploaded.
+    Downloaded, it runs the card's no-package example where `lmcodec` cannot be imported, and the runtime loads its
+    graphs and writes the same bytes as from the bundled folder."""
+    import lmcodec.runtime
+    from lmcodec.hub_cards.model_card import claimed_code_files
+    from tests.card_examples import python_blocks, run_python, section, workdir
+    from tests.test_hub_cards import listed_files
+
+    default = Path(lmcodec.DEFAULT_CHECKPOINT)
+    with FakeHub(token=TOKEN) as hub:
+        env = push_environment(tmp_path, hub.url) | {"HF_TOKEN": TOKEN}
+        done = run([sys.executable, "-m", "lmcodec.hub_cards.push", str(default), "user/lmcodec-default"], env,
+                   tmp_path, timeout=300)
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert not hub.errors and not hub.unexpected, (hub.errors, hub.unexpected)
+        uploaded = hub.files("user/lmcodec-default")
+    graphs = sorted(path.relative_to(default).as_posix() for path in (default / "onnx").iterdir())
+    assert len(graphs) == 6
+    for name in graphs:
+        assert uploaded[name] == (default / name).read_bytes(), name
+    assert CONFIGS | CODE_FILES <= set(uploaded)
+    readme = uploaded["README.md"].decode()
+    assert listed_files(readme) == set(uploaded) - {".gitattributes"}
+    assert "| LMCodec Nc=3 (default) | 1.167 |" in readme  # the numbers of the folder's own results.json
+    assert "lmcodec.runtime.load_codec(\"user/lmcodec-default\")" in readme
+
+    downloaded = tmp_path / "downloaded"
+    for name, data in uploaded.items():
+        (downloaded / name).parent.mkdir(parents=True, exist_ok=True)
+        (downloaded / name).write_bytes(data)
+    assert all((downloaded / name).is_file() for names in claimed_code_files(downloaded).values() for name in names)
+    remote = python_blocks(section(readme, "How to use"))[1]
+    assert 'AutoModel.from_pretrained("user/lmcodec-default", trust_remote_code=True)' in remote
+    run_python(remote.replace('"user/lmcodec-default"', json.dumps(str(downloaded)))
+               + "assert not type(model).__module__.startswith('lmcodec') and codes.shape[1] == 12\n",
+               workdir(tmp_path), block=("lmcodec",))
+    audio = speech_like(0.8, seed=2)
+    assert lmcodec.runtime.load_codec(downloaded).compress(audio) == lmcodec.runtime.load_codec(default).compress(audio)
+
+
+def test_graphs_that_do_not_fit_the_weights_stop_the_push_before_any_upload(weights_only_checkpoint, tmp_path):
+    """An onnx/ folder exported from other weights would only fail later in the runtime: the push refuses it, in one
+    line naming the fix, before anything is uploaded."""
+    from lmcodec.hub_cards.push import stage_checkpoint
+
+    checkpoint = tmp_path / "checkpoint"
+    shutil.copytree(weights_only_checkpoint, checkpoint)
+    shutil.copytree(Path(lmcodec.DEFAULT_CHECKPOINT) / "onnx", checkpoint / "onnx")
+    staging = tmp_path / "staging"
+    with pytest.raises(lmcodec.LMCodecError, match=r"the ONNX graphs in .* do not fit this checkpoint") as error:
+        stage_checkpoint(checkpoint, staging)
+    message = str(error.value)
+    assert "\n" not in message and f"lmcodec export-onnx {checkpoint}`" in message and str(staging) not in message

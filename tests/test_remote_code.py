@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -87,3 +88,81 @@ def test_auto_classes_load_a_checkpoint_after_import(tiny_model, tmp_path):
     assert isinstance(model, lmcodec.LMCodecModel)
     assert isinstance(extractor, lmcodec.LMCodecFeatureExtractor)
     assert torch.equal(model.quantizer.codebooks, tiny_model.quantizer.codebooks)
+
+
+# ------------------------------------------------------------------------------------------------ the bundled default
+def test_a_saved_checkpoint_carries_every_code_file_it_claims(tiny_model, tmp_path):
+    """A checkpoint that claims remote code (an `auto_map` in config.json or preprocessor_config.json) carries it."""
+    from lmcodec.hub_cards.model_card import carries_code, claimed_code_files
+
+    lmcodec.save_checkpoint(tiny_model, tmp_path)
+    claims = claimed_code_files(tmp_path)
+    assert set(claims) == {"config.json", "preprocessor_config.json"}
+    assert {"configuration_lmcodec.py", "modeling_lmcodec.py"} <= set(claims["config.json"])
+    assert all((tmp_path / name).is_file() for names in claims.values() for name in names)
+    assert carries_code(tmp_path) and not carries_code(lmcodec.DEFAULT_CHECKPOINT)
+
+
+def test_bundled_default_saved_as_its_card_says_loads_without_the_package(tmp_path):
+    """The bundled folder carries no code (the package loads it); its card says how to get a copy that does. Saved that
+    way, the copy loads with trust_remote_code=True where `lmcodec` cannot be imported (temporary HF_HOME, offline,
+    outside the repository), runs the card's no-package example, and encodes, decodes and compresses exactly as the
+    package's model of the bundled default does."""
+    from tests.card_examples import python_blocks, run_python, section, workdir
+
+    card = (Path(lmcodec.DEFAULT_CHECKPOINT) / "README.md").read_text()
+    _, save, remote, _ = python_blocks(section(card, "How to use"))
+    save_line = next(line for line in save.splitlines() if "lmcodec.save_checkpoint(" in line)
+    folder = workdir(tmp_path, "with-package")
+    run_python("import lmcodec\n" + save_line + "\n", folder)
+    saved = folder / "lmcodec-with-code"
+    assert (saved / "modeling_lmcodec.py").is_file() and "auto_map" in json.loads((saved / "config.json").read_text())
+
+    elsewhere = workdir(tmp_path, "without-package")
+    check = "assert not type(model).__module__.startswith('lmcodec') and codes.shape[1] == 12\n"
+    run_python(remote.replace('"NAMESPACE/NAME"', json.dumps(str(saved))) + check, elsewhere, block=("lmcodec",))
+
+    audio = speech_like(0.9, seed=3)
+    np.save(tmp_path / "audio.npy", audio)
+    run_python(REMOTE_SCRIPT, elsewhere, block=("lmcodec",),
+               args=(str(saved), str(tmp_path / "audio.npy"), str(tmp_path / "out.npz")))
+    remote_out = np.load(tmp_path / "out.npz")
+    model = lmcodec.LMCodecModel.from_pretrained(lmcodec.DEFAULT_CHECKPOINT).eval()
+    batch = lmcodec.LMCodecFeatureExtractor()(audio, sampling_rate=16000)
+    with torch.no_grad():
+        codes = model.encode(batch["input_values"], batch["padding_mask"]).audio_codes
+        values = model.decode(codes, batch["padding_mask"]).audio_values
+    np.testing.assert_array_equal(remote_out["codes"], codes.numpy())
+    np.testing.assert_allclose(remote_out["values"], values.numpy(), atol=1e-5)
+    assert remote_out["stream"].tobytes() == model.compress(audio)
+    np.testing.assert_allclose(remote_out["decoded"], model.decompress(remote_out["stream"].tobytes())[0], atol=1e-5)
+
+
+def test_bundled_cards_package_and_runtime_examples_run_in_fresh_processes(tiny_model, tmp_path):
+    """The bundled card's examples with the package (LMCodecModel; the Auto classes after register_auto_classes) each
+    in a fresh interpreter, the runtime's where torch cannot be imported; and `import lmcodec` after transformers
+    registers the Auto classes by itself, for the bundled default and for a saved checkpoint."""
+    from tests.card_examples import python_blocks, run_python, section, workdir
+
+    card = (Path(lmcodec.DEFAULT_CHECKPOINT) / "README.md").read_text()
+    (quick,) = python_blocks(section(card, "Quick start"))
+    auto, _, _, runtime = python_blocks(section(card, "How to use"))
+    assert "lmcodec.runtime.load_codec(lmcodec.DEFAULT_CHECKPOINT)" in runtime
+    run_python(quick + "assert isinstance(data, bytes) and decoded.ndim == 1 and sampling_rate == 16000\n",
+               workdir(tmp_path, "quick"))
+    run_python(auto + "assert type(model) is lmcodec.LMCodecModel and codes.shape[1] == 3\n", workdir(tmp_path, "auto"))
+    run_python(runtime + "assert isinstance(data, bytes) and decoded.ndim == 1\n"
+                         "assert 'torch' not in sys.modules or sys.modules['torch'] is None\n",
+               workdir(tmp_path, "runtime"), block=("torch",))
+    saved = tmp_path / "saved"
+    lmcodec.save_checkpoint(tiny_model, saved)
+    run_python(textwrap.dedent("""
+        import transformers  # already imported: `import lmcodec` registers LMCodec with the Auto classes at once
+        import lmcodec
+        from transformers import AutoFeatureExtractor, AutoModel
+        for checkpoint in (lmcodec.DEFAULT_CHECKPOINT, sys.argv[1]):
+            model = AutoModel.from_pretrained(checkpoint)
+            assert type(model) is lmcodec.LMCodecModel, type(model)
+            assert type(AutoFeatureExtractor.from_pretrained(checkpoint)) is lmcodec.LMCodecFeatureExtractor
+            assert type(lmcodec.LMCodecModel.from_pretrained(checkpoint)) is lmcodec.LMCodecModel
+        """), workdir(tmp_path, "import-order"), args=(str(saved),))

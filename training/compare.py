@@ -29,7 +29,7 @@ COMPARED_KINDS = ("lmcodec", "ablation")  # the rows a checkpoint changes; --sys
 COMPARED_METRICS = tuple(key for key, _, _ in METRICS)
 
 
-def load_results(path: str) -> dict:
+def load_evaluation(path: str) -> dict:
     """An evaluation's results.json, from its output folder or the file itself, schema-checked; returns
     {"names": [utterance names], "position": {name: index}, "seconds": [per utterance], "systems": [rows],
     "path": str}."""
@@ -155,7 +155,7 @@ def run(args) -> int:
     """`lmcodec compare`: print the table, and write it to --out when given."""
     from lmcodec.processing.files import write_bytes_atomically
 
-    new, old = load_results(args.new), load_results(args.old)
+    new, old = load_evaluation(args.new), load_evaluation(args.old)
     kinds = None if args.systems == "all" else COMPARED_KINDS
     text = markdown(compare(new, old, kinds), new["path"], old["path"])
     if args.out:
