@@ -248,3 +248,14 @@ def test_init_discriminator_from_loads_the_saved_discriminators_and_adds_new_one
         assert torch.equal(value, fresh_msstft[key]), key
     with pytest.raises(ValueError, match="other discriminators"):
         train_codec.load_discriminator_weights(build_discriminator("mpd", channels=8), str(tmp_path))
+
+
+def test_zero_steps_only_evaluates_the_starting_model(workspace: Path, tmp_path: Path, capsys):
+    """`--max-steps 0`: the dev scores of the model a fine-tune starts from, logged like any evaluation."""
+    output = tmp_path / "zero"
+    assert train_codec.main(args_for(workspace, output, "--max-steps", "0", "--eval-holdout", "2",
+                                     "--max-eval-items", "2", "--export-final", "false")) == 0
+    records = [json.loads(line) for line in (output / "eval_log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == [0] and "mel_q2" in records[0]
+    assert not (output / "train_log.jsonl").exists() and not (output / "final").exists()
+    assert "throughput" not in capsys.readouterr().out

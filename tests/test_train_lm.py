@@ -136,3 +136,16 @@ def test_batched_tokenising_gives_each_utterance_its_own_codes(workspace, tmp_pa
     for value, one, many in zip(audio["audio"], alone, batched):
         assert many["frames"] == one["frames"] == num_frames(len(decode_audio(value)), model.config.hop_length)
         assert many["codes"] == one["codes"] and len(many["codes"]) == levels * many["frames"]
+
+
+def test_training_means_and_evaluations_are_logged_as_json_lines_like_the_codec_trainer(workspace, tmp_path):
+    import json
+
+    output = tmp_path / "logged"
+    assert train_lm.main(args_for(workspace, output, "entropy", "--max-steps", "2", "--eval-steps", "1",
+                                  "--eval-holdout", "1", "--export-final", "false")) == 0
+    train = [json.loads(line) for line in (output / "train_log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in train] == [1, 2]
+    assert {"train/bits_per_code", "train/learning_rate", "train/sequences_per_second"} <= set(train[-1])
+    evaluations = [json.loads(line) for line in (output / "eval_log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in evaluations] == [1, 2] and "bits_per_code_nc3" in evaluations[-1]  # the last once

@@ -4,11 +4,15 @@
 field names of the dataclasses, then applies the rest of the command line on top. A file may start from another one
 with `"extends": "other.json"` (a path beside it or in `training/configs`); its own keys win, recursively:
 
-    python training/train_codec.py --config training/configs/tiny-cpu.json --max_steps 20 --output_dir runs/x
+    python training/train_codec.py --config training/configs/tiny-cpu.json --max-steps 20 --output-dir runs/x
+
+Flags are documented with hyphens (`--output-dir`); the field names' underscore spelling (`--output_dir`) is accepted
+too, by HfArgumentParser here and by `accept_underscore_spellings` in the argparse-based training scripts.
 """
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import json
 import os
@@ -22,7 +26,8 @@ CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 class ModelArguments:
     model_name_or_path: str | None = field(
         default=None,
-        metadata={"help": "Fine-tune this LMCodec checkpoint (local folder or Hub id) instead of training from scratch."},
+        metadata={"help": "Fine-tune this LMCodec checkpoint instead of training from scratch: a local folder, a Hub "
+                  "id, or 'default' for the bundled checkpoint (lmcodec.DEFAULT_CHECKPOINT)."},
     )
     revision: str | None = field(default=None, metadata={"help": "Hub revision of model_name_or_path."})
     model_config: str | None = field(
@@ -62,6 +67,11 @@ class DataArguments:
         default=True,
         metadata={"help": "When eval_dataset is folders of files, drop those files from the training data (so "
                   "eval_dataset can name dev-speaker subfolders of a training folder), and fail if any remain."},
+    )
+    max_train_items: int = field(
+        default=0,
+        metadata={"help": "Train on the first N training items only (in path order, after the held-out and excluded "
+                  "ones are set aside; 0: all), e.g. a few minutes of speech for a quick fine-tune."},
     )
     eval_spread: bool = field(
         default=False,
@@ -223,6 +233,19 @@ def parse_arguments(dataclass_types, argv: list[str] | None = None):
     return tuple(output for output in outputs if dataclasses.is_dataclass(output))
 
 
+def accept_underscore_spellings(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Let every `--hyphenated-flag` of `parser` also be given as `--hyphenated_flag`, the spelling of the dataclass
+    fields and of older commands. The hyphen spelling is the documented one: help and error messages show only it.
+    Call after adding the arguments; returns `parser`."""
+    # argparse has no public way to add a hidden alias to an existing option: register the spelling for its action
+    known = parser._option_string_actions  # noqa: SLF001
+    for action in parser._actions:  # noqa: SLF001
+        for option in action.option_strings:
+            if option.startswith("--") and "-" in option[2:]:
+                known.setdefault("--" + option[2:].replace("-", "_"), action)
+    return parser
+
+
 RUN_ARGUMENTS_FILE = "run_arguments.json"
 
 
@@ -237,5 +260,5 @@ def write_run_arguments(output_dir: str | os.PathLike, *arguments) -> Path:
     return path
 
 
-__all__ = ["CodecTrainingArguments", "DataArguments", "ModelArguments", "parse_arguments", "write_run_arguments",
-           "CONFIG_DIR", "RUN_ARGUMENTS_FILE"]
+__all__ = ["CodecTrainingArguments", "DataArguments", "ModelArguments", "accept_underscore_spellings",
+           "parse_arguments", "write_run_arguments", "CONFIG_DIR", "RUN_ARGUMENTS_FILE"]

@@ -60,12 +60,14 @@ def assemble_checkpoint(codec: str | Path, fine_lm: str | Path, entropy_lm: str 
 
 
 def main(argv: list[str] | None = None) -> int:
+    from lmcodec.training.args import accept_underscore_spellings
+
     parser = argparse.ArgumentParser(prog="python -m lmcodec.training.assemble", description=__doc__.splitlines()[0])
     parser.add_argument("--codec", required=True, help="checkpoint whose encoder, quantizer and decoder are kept")
     parser.add_argument("--fine-lm", required=True, help="checkpoint whose fine LM is kept")
     parser.add_argument("--entropy-lm", required=True, help="checkpoint whose entropy LM is kept")
     parser.add_argument("--output", required=True, help="folder to write the assembled checkpoint to")
-    args = parser.parse_args(argv)
+    args = accept_underscore_spellings(parser).parse_args(argv)
     from lmcodec import save_checkpoint
 
     try:

@@ -159,6 +159,8 @@ def bundle_default_checkpoint(source: str | Path, destination: str | Path = SOUR
 
 
 def main(argv: list[str] | None = None) -> int:
+    from lmcodec.training.args import accept_underscore_spellings
+
     parser = argparse.ArgumentParser(prog="python -m lmcodec.training.bundle_default",
                                      description=__doc__.splitlines()[0])
     parser.add_argument("checkpoint", nargs="?",
@@ -170,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fine-decoding", choices=FINE_DECODINGS,
                         help="set the checkpoint's default fine decoding (config.fine_decoding) to the one measured best")
     parser.add_argument("--destination", default=str(SOURCE_TREE_DESTINATION), help="default: the source tree's")
-    args = parser.parse_args(argv)
+    args = accept_underscore_spellings(parser).parse_args(argv)
     if args.card_only == bool(args.checkpoint):
         parser.error("pass a CHECKPOINT to bundle, or --card-only to re-render the bundled card")
     try:

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from lmcodec.errors import LMCodecError
 
+from .args import accept_underscore_spellings
 from .metrics import SCORES as METRICS
 from .report import (LABELS, MIN_SIGNIFICANT_PAIRS, SIGNIFICANCE_RULE, check_results, kbps_cell, paired_cell,
                      paired_difference)
@@ -173,7 +174,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         help="lmcodec: LMCodec's rows and ablations (default); all: the original and reference codecs too")
     add("--out", metavar="FILE", help="also write the table to FILE (Markdown)")
     parser.set_defaults(handler=run)
-    return parser
+    return accept_underscore_spellings(parser)
 
 
 def main(argv: list[str] | None = None) -> int:

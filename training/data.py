@@ -611,7 +611,8 @@ def train_and_held_out(data_args, seed: int = 0, **load_kwargs):
 
     Held out: `eval_dataset` when given (its files are dropped from training with `exclude_eval_from_train`, and the
     run fails if any remain), else `eval_holdout` items of the training data. `train_exclude` (glob patterns over
-    paths) drops more training files. `load_kwargs` go to `load_audio_dataset` (e.g. `cache_dir`).
+    paths) drops more training files; `max_train_items` keeps only the first N of the rest. `load_kwargs` go to
+    `load_audio_dataset` (e.g. `cache_dir`).
     """
     dataset = load_audio_dataset(data_args.train_dataset, split=data_args.train_split,
                                  name=data_args.train_dataset_config, streaming=data_args.streaming,
@@ -637,6 +638,9 @@ def train_and_held_out(data_args, seed: int = 0, **load_kwargs):
         leaked = eval_paths & dataset_paths(dataset)
         if leaked:
             raise ValueError(f"{len(leaked)} evaluation files are also training files, e.g. {sorted(leaked)[0]}.")
+    limit = data_args.max_train_items
+    if limit > 0:
+        dataset = dataset.take(limit) if data_args.streaming else dataset.select(range(min(limit, len(dataset))))
     return dataset, held_out
 
 

@@ -46,6 +46,7 @@ import numpy as np
 
 from lmcodec.errors import LMCodecError
 
+from .args import accept_underscore_spellings
 from .metrics import SCORES
 from .reference_codecs import FAMILIES, SAMPLING_RATE, CodedAudio, ReferenceCodec, find_reference_codecs, fit_length
 
@@ -554,7 +555,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         help="worker processes sharing the utterances, each with its own model (default: 1; the scores do not "
              "change, the RTF is then measured with N processes competing for the machine)")
     parser.set_defaults(handler=run)
-    return parser
+    return accept_underscore_spellings(parser)
 
 
 def main(argv: list[str] | None = None) -> int:

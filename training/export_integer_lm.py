@@ -1,6 +1,6 @@
 """Export a checkpoint's integer entropy model (what format-3 streams are coded with), calibrated on real speech.
 
-    lmcodec export-integer-lm CHECKPOINT OUTPUT --calibration_dataset data/speech/librispeech-train-clean-100
+    lmcodec export-integer-lm CHECKPOINT OUTPUT --calibration-dataset data/speech/librispeech-train-clean-100
 
 The float entropy LM is run teacher-forced over windows of the checkpoint's own codes of the calibration speech to
 choose each fixed-point scale; the integer tensors are then stored in the checkpoint written to OUTPUT (config
@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from lmcodec.errors import LMCodecError
+from lmcodec.training.args import accept_underscore_spellings
 
 
 def calibration_windows(code_arrays, window: int, max_windows: int) -> torch.Tensor:
@@ -52,10 +53,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="lmcodec export-integer-lm", description=__doc__.splitlines()[0])
     parser.add_argument("checkpoint", help="checkpoint folder or Hub id with a trained entropy LM")
     parser.add_argument("output", help="folder to write the checkpoint with its integer entropy model to")
-    parser.add_argument("--calibration_dataset", required=True, help="training speech (folders, shards, Hub id)")
-    parser.add_argument("--max_items", type=int, default=64, help="recordings to encode (default 64)")
-    parser.add_argument("--max_windows", type=int, default=48, help="sync-period windows to calibrate on (48)")
-    args = parser.parse_args(argv)
+    parser.add_argument("--calibration-dataset", required=True, help="training speech (folders, shards, Hub id)")
+    parser.add_argument("--max-items", type=int, default=64, help="recordings to encode (default 64)")
+    parser.add_argument("--max-windows", type=int, default=48, help="sync-period windows to calibrate on (48)")
+    args = accept_underscore_spellings(parser).parse_args(argv)
     import lmcodec
 
     try:

@@ -7,7 +7,7 @@ New causal ConvNeXt blocks are appended to the decoder's 50 Hz (frame) and STFT-
 at zero, so each starts as the identity and the grown checkpoint decodes exactly as the original; training then
 moves the scales off zero (their gradient is the block's output, which is not zero). Every other weight is copied:
 encoder, quantizer and both LMs are unchanged, so the codes and the LMs trained on them stay valid. Then train the
-decoder as usual (`train_codec.py --model_name_or_path outputs/codec-deep --freeze encoder,quantizer`).
+decoder as usual (`train_codec.py --model-name-or-path outputs/codec-deep --freeze encoder,quantizer`).
 """
 
 from __future__ import annotations
@@ -58,12 +58,14 @@ def grow_decoder(model, num_decoder_frame_layers: int | None = None, num_decoder
 
 
 def main(argv: list[str] | None = None) -> int:
+    from lmcodec.training.args import accept_underscore_spellings
+
     parser = argparse.ArgumentParser(prog="python -m lmcodec.training.grow_decoder", description=__doc__.splitlines()[0])
     parser.add_argument("checkpoint", help="trained checkpoint folder")
     parser.add_argument("output", help="folder to write the grown checkpoint to")
     parser.add_argument("--decoder-frame-layers", type=int, help="ConvNeXt blocks at the frame rate (50 Hz) after growing")
     parser.add_argument("--decoder-stft-layers", type=int, help="ConvNeXt blocks at the STFT rate (100 Hz) after growing")
-    args = parser.parse_args(argv)
+    args = accept_underscore_spellings(parser).parse_args(argv)
     from lmcodec import save_checkpoint
     from lmcodec.console import print_error
     from lmcodec.loading import load_model

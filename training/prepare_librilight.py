@@ -17,8 +17,8 @@ Shards are planned from the file sizes before anything is written, so the plan i
 that exists is skipped, and each shard is written to a temporary name and renamed when complete, so an interrupted
 run resumes where it stopped.
 
-    python training/prepare_librilight.py --input_dir data/librilight --output_dir data/librilight-parquet \
-        --max_segment_seconds 30 --shard_size_mb 500 --num_workers 8
+    python training/prepare_librilight.py --input-dir data/librilight --output-dir data/librilight-parquet \
+        --max-segment-seconds 30 --shard-size-mb 500 --num-workers 8
 """
 
 from __future__ import annotations

@@ -61,7 +61,7 @@ def pack(checkpoint: Path, destination: Path) -> Path:
 
 
 def unpack(packed: Path, checkpoints: Path) -> Path:
-    """packed/<checkpoint name> → checkpoints/<checkpoint name>, ready for `--resume_from_checkpoint latest`."""
+    """packed/<checkpoint name> → checkpoints/<checkpoint name>, ready for `--resume-from-checkpoint latest`."""
     import lmcodec
 
     sources = sorted(p for p in packed.glob("checkpoint-*") if (p / PACKED_MARKER).exists())

@@ -1,83 +1,73 @@
 """Train (or fine-tune) the LMCodec codec — encoder, RVQ and decoder — with Accelerate on `datasets` audio.
 
 One process:
-    python training/train_codec.py --config training/configs/tiny-cpu.json --output_dir runs/tiny
+    python training/train_codec.py --config training/configs/tiny-cpu.json --output-dir runs/tiny
 Several processes (CPU here; drop ACCELERATE_USE_CPU on GPUs):
-    ACCELERATE_USE_CPU=1 accelerate launch --multi_gpu --num_processes 2 --num_machines 1 --mixed_precision no \
-        --dynamo_backend no training/train_codec.py --config training/configs/tiny-cpu.json --output_dir runs/tiny2
+    ACCELERATE_USE_CPU=1 accelerate launch --multi-gpu --num-processes 2 --num-machines 1 --mixed-precision no \
+        --dynamo-backend no training/train_codec.py --config training/configs/tiny-cpu.json --output-dir runs/tiny2
 Resume exactly where a run stopped:
-    python training/train_codec.py --config ... --output_dir runs/tiny --resume_from_checkpoint latest
-Fine-tune a checkpoint, keeping existing bitstreams decodable:
-    python training/train_codec.py --config ... --model_name_or_path runs/tiny/final --freeze encoder,quantizer
+    python training/train_codec.py --config ... --output-dir runs/tiny --resume-from-checkpoint latest
+Fine-tune the bundled default (`default`) or any checkpoint, keeping existing bitstreams decodable:
+    python training/train_codec.py --config training/configs/finetune-default.json \
+        --train-dataset data/speech/librispeech-train-clean-100 --output-dir outputs/finetuned
 
 Losses: the model's reconstruction losses (multi-scale log-mel, multi-resolution STFT, phase-aware) plus the RVQ
 commitment loss; optionally adversarial + feature-matching losses from small discriminators that start after
-`--adversarial_start_step` and are updated every `--discriminator_update_every` steps. AdamW with linear warm-up then
+`--adversarial-start-step` and are updated every `--discriminator-update-every` steps. AdamW with linear warm-up then
 cosine decay (a pure function of the step), gradient clipping and accumulation.
 
-Checkpoints (`--save_steps`): `OUTPUT/checkpoints/checkpoint-XXXXXXXX/` holds `accelerator.save_state` (model with
+Checkpoints (`--save-steps`): `OUTPUT/checkpoints/checkpoint-XXXXXXXX/` holds `accelerator.save_state` (model with
 its codebook buffers, optimizers, every rank's RNG states), each rank's data position (`train_state_rank{r}.json`)
 and `export/`, a loadable LMCodec checkpoint. The final model is exported to `OUTPUT/final/`. Because every batch is
 a pure function of (seed, epoch, batch number) and the RNG states are restored, a resumed run reproduces the
-uninterrupted one bit for bit (same torch build and thread count).
+uninterrupted one bit for bit (same torch build and thread count). `--max-steps 0` only evaluates the starting model.
 
 Multi-process notes: the RVQ quantizer all-reduces its codebook statistics itself, so its buffers stay identical on
 every rank and equal to those of one process seeing the combined batch; DDP is therefore built with
 `broadcast_buffers=False` (rank 0's copy would only overwrite identical values, at ~6 MB of traffic per step for the
 default codebooks, and would hide a divergence instead of letting the debug dump reveal it). Only the codec's
 encoder and decoder are trained here; the fine and entropy LMs stay frozen (they are trained on the codec's codes).
+The pieces shared with `train_lm.py` (run set-up, schedule, checkpoints, resume, logging) are in `training/loop.py`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import importlib.util
-import json
 import logging
-import math
-import os
-import shutil
 import sys
-import time
 import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from lmcodec.frames import SAMPLING_RATE
+from lmcodec.training.loop import (
+    StepTimer,
+    TrainLog,
+    TrainState,
+    batch_stream,
+    build_model,
+    evaluation_due,
+    log_evaluation,
+    resume_training_state,
+    save_training_checkpoint,
+    set_learning_rate,
+    start_run,
+    start_trackers,
+)
 
 logger = logging.getLogger("lmcodec.training.train_codec")
 
 CODEC_PARTS = ("encoder", "quantizer", "decoder")
-CHECKPOINT_PREFIX = "checkpoint-"
+LOSS_NAMES = ("loss", "reconstruction_loss", "commitment_loss", "mel_loss", "stft_loss", "phase_loss", "pitch_loss",
+              "voicing_loss")  # the model output's losses that are logged (pitch and voicing: harmonic branch only)
+WARM_STEPS = 2  # steps left out of the throughput (start-up)
 
 
 # ---------------------------------------------------------------------------------------------------- model
-def build_model(model_args):
-    """A new `LMCodecModel` (config from `model_config` + overrides) or a pretrained one (`model_name_or_path`)."""
-    import lmcodec
-
-    overrides = json.loads(model_args.model_config_overrides) if model_args.model_config_overrides else {}
-    if not isinstance(overrides, dict):
-        raise ValueError("model_config_overrides must be a JSON object of LMCodecConfig fields.")
-    unknown = sorted(set(overrides) - set(lmcodec.LMCodecConfig().to_dict()))
-    if unknown:
-        raise ValueError(f"unknown LMCodecConfig fields in model_config_overrides: {', '.join(unknown)}")
-    if model_args.model_name_or_path:
-        config = lmcodec.LMCodecConfig.from_pretrained(model_args.model_name_or_path, revision=model_args.revision)
-        config = lmcodec.LMCodecConfig.from_dict({**config.to_dict(), **overrides})
-        # overrides may reshape a part (e.g. decoder_window_length the head's projection): that part starts fresh,
-        # and transformers logs which weights it newly initialised
-        return lmcodec.LMCodecModel.from_pretrained(model_args.model_name_or_path, revision=model_args.revision,
-                                                    config=config, ignore_mismatched_sizes=bool(overrides))
-    if model_args.model_config:
-        base = lmcodec.LMCodecConfig.from_pretrained(model_args.model_config).to_dict()
-    else:
-        base = lmcodec.LMCodecConfig().to_dict()
-    return lmcodec.LMCodecModel(lmcodec.LMCodecConfig.from_dict({**base, **overrides}))
-
-
 def load_discriminator_weights(discriminator: torch.nn.Module, checkpoint: str) -> list[str]:
     """Copy the trained discriminators of an earlier run's checkpoint folder (Accelerate's `model_1.safetensors`).
 
@@ -130,84 +120,6 @@ def freeze_parts(model, freeze: str | list[str]) -> list[torch.nn.Parameter]:
     return trainable
 
 
-def learning_rate_at(step: int, peak: float, warmup_steps: int, max_steps: int, min_ratio: float) -> float:
-    """Linear warm-up to `peak` over `warmup_steps`, then cosine decay to `peak * min_ratio` at `max_steps`."""
-    if warmup_steps > 0 and step < warmup_steps:
-        return peak * (step + 1) / warmup_steps
-    span = max(max_steps - warmup_steps, 1)
-    progress = min(max(step - warmup_steps, 0) / span, 1.0)
-    return peak * (min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
-
-
-# ---------------------------------------------------------------------------------------------------- checkpoints
-class TrainState:
-    """Where training stands: optimizer steps done, and the data position (epoch, and the position inside it as
-    returned by `lmcodec.training.data.advance_position`)."""
-
-    def __init__(self, step: int = 0, epoch: int = 0, position: dict | None = None):
-        self.step, self.epoch, self.position = step, epoch, position
-
-    def to_dict(self) -> dict:
-        return {"step": self.step, "epoch": self.epoch, "position": self.position}
-
-    def save(self, directory: Path, rank: int) -> None:
-        path = directory / f"train_state_rank{rank}.json"
-        temporary = path.with_suffix(".tmp")
-        temporary.write_text(json.dumps(self.to_dict()))
-        os.replace(temporary, path)
-
-    @classmethod
-    def load(cls, directory: Path, rank: int) -> TrainState:
-        path = directory / f"train_state_rank{rank}.json"
-        if not path.is_file():
-            raise FileNotFoundError(f"{path} is missing: was the checkpoint written with the same number of processes?")
-        return cls(**json.loads(path.read_text()))
-
-
-def list_checkpoints(output_dir: str | os.PathLike) -> list[Path]:
-    """Complete checkpoints under `output_dir/checkpoints`, oldest first."""
-    folder = Path(output_dir) / "checkpoints"
-    if not folder.is_dir():
-        return []
-    found = [p for p in folder.iterdir() if p.name.startswith(CHECKPOINT_PREFIX) and (p / "COMPLETE").is_file()]
-    return sorted(found, key=lambda p: int(p.name[len(CHECKPOINT_PREFIX):]))
-
-
-def resolve_checkpoint(value: str, output_dir: str) -> Path | None:
-    if value == "latest":
-        checkpoints = list_checkpoints(output_dir)
-        return checkpoints[-1] if checkpoints else None
-    path = Path(value)
-    if not (path / "COMPLETE").is_file():
-        raise FileNotFoundError(f"{path} is not a complete checkpoint (no COMPLETE marker).")
-    return path
-
-
-def save_training_checkpoint(accelerator, model, state: TrainState, output_dir: str, save_total_limit: int,
-                             export=None) -> Path:
-    """accelerator.save_state + every rank's data position + an exported LMCodec checkpoint (`export`, default the
-    unwrapped `model`); marked COMPLETE last."""
-    import lmcodec
-
-    path = Path(output_dir) / "checkpoints" / f"{CHECKPOINT_PREFIX}{state.step:08d}"
-    if accelerator.is_main_process and path.exists():
-        shutil.rmtree(path)
-    accelerator.wait_for_everyone()
-    accelerator.save_state(str(path))
-    path.mkdir(parents=True, exist_ok=True)
-    state.save(path, accelerator.process_index)
-    if accelerator.is_main_process:
-        lmcodec.save_checkpoint(export if export is not None else accelerator.unwrap_model(model), path / "export")
-    accelerator.wait_for_everyone()
-    if accelerator.is_main_process:
-        (path / "COMPLETE").write_text(json.dumps(state.to_dict()))
-        if save_total_limit > 0:
-            for old in list_checkpoints(output_dir)[:-save_total_limit]:
-                shutil.rmtree(old, ignore_errors=True)
-    accelerator.wait_for_everyone()
-    return path
-
-
 # ---------------------------------------------------------------------------------------------------- data
 def build_data(data_args, training_args, rank: int, world_size: int, hop_length: int):
     """(train DataLoader, evaluation utterances) from the data arguments; crops are whole frames of `hop_length`."""
@@ -239,283 +151,281 @@ def _cache_kwargs(data_args) -> dict:
     return {"cache_dir": data_args.dataset_cache_dir} if data_args.dataset_cache_dir else {}
 
 
-def batch_stream(loader, state: TrainState):
-    """Endless batches from `loader`, epoch after epoch, starting at `state`'s data position; `state.epoch` and
-    `state.position` follow every batch handed out (so a checkpoint taken between steps knows where to resume)."""
-    from lmcodec.training.data import advance_position, initial_position, set_data_epoch
+# ---------------------------------------------------------------------------------------------------- the run
+@dataclass
+class Adversary:
+    """The discriminators, their optimizer, and (once prepared) the unwrapped discriminators the generator's
+    adversarial losses go through (no DDP hooks: their gradients are not wanted)."""
 
-    empty_epochs = 0
-    while True:
-        if state.position is None:
-            state.position = initial_position(loader)
-        set_data_epoch(loader, state.epoch, state.position)
-        produced = False
-        for batch in loader:
-            produced = True
-            advance_position(state.position, batch)
-            yield batch
-        empty_epochs = 0 if produced else empty_epochs + 1
-        if empty_epochs > 1:
-            raise RuntimeError("the training data yields no batch: it has fewer items than one global batch.")
-        state.epoch, state.position = state.epoch + 1, None
+    discriminator: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    plain: torch.nn.Module | None = None
 
 
-# ---------------------------------------------------------------------------------------------------- main
-def _trackers(report_to: str) -> list[str]:
-    if report_to in ("", "none"):
-        return []
-    if report_to == "auto":
-        try:
-            import tensorboard  # noqa: F401
-        except ImportError:
-            return []
-        return ["tensorboard"]
-    return [name.strip() for name in report_to.split(",") if name.strip()]
+@dataclass
+class CodecRun:
+    """Everything the training loop works with, as `setup` prepared it."""
+
+    args: object
+    accelerator: object
+    output_dir: Path
+    model: torch.nn.Module  # wrapped by Accelerate (DDP with several processes)
+    optimizer: torch.optim.Optimizer
+    trainable: list[torch.nn.Parameter]
+    adversary: Adversary | None
+    loader: object
+    eval_items: list[np.ndarray]
+    eval_levels: list
+    state: TrainState = field(default_factory=TrainState)
+
+    @property
+    def codec(self):
+        """The unwrapped `LMCodecModel`."""
+        return self.accelerator.unwrap_model(self.model)
+
+    @property
+    def audio_per_step(self) -> float:
+        """Seconds of audio one optimizer step trains on, over all processes."""
+        args = self.args
+        return (self.loader.dataset.crop_samples / SAMPLING_RATE * args.per_device_batch_size
+                * args.gradient_accumulation_steps * self.accelerator.num_processes)
 
 
-def _hparams(*argument_sets) -> dict:
-    values = {}
-    for arguments in argument_sets:
-        for key, value in vars(arguments).items():
-            values[key] = value if isinstance(value, (int, float, str, bool)) else str(value)
-    return values
+def build_adversary(args) -> Adversary | None:
+    """The discriminators `--discriminators` names (optionally starting from `--init-discriminator-from`) and their
+    AdamW; None without discriminators."""
+    from lmcodec.training.discriminators import build_discriminator
+
+    if not args.discriminators:
+        return None
+    discriminator = build_discriminator(args.discriminators, args.discriminator_channels,
+                                        args.magnitude_discriminator_compression)
+    if args.init_discriminator_from:
+        fresh = load_discriminator_weights(discriminator, args.init_discriminator_from)
+        if fresh:
+            logger.info("discriminators %s start fresh; the others come from %s", fresh, args.init_discriminator_from)
+    optimizer = torch.optim.AdamW(discriminator.parameters(), lr=args.discriminator_learning_rate, betas=(0.5, 0.9))
+    return Adversary(discriminator, optimizer)
 
 
-def main(argv: list[str] | None = None) -> int:
-    from accelerate import Accelerator, DistributedDataParallelKwargs
+def evaluation_levels(args, codec) -> list:
+    """`--eval-num-quantizers` as a list of level counts (and 'latent' with `--eval-quality`); default the config's
+    coarse levels."""
+    if not args.eval_num_quantizers:
+        return [codec.config.num_coarse_quantizers]
+    levels = [int(v) if v.strip().isdigit() else v.strip() for v in args.eval_num_quantizers.split(",") if v.strip()]
+    names = [level for level in levels if not isinstance(level, int)]
+    if names and (not args.eval_quality or any(name != "latent" for name in names)):
+        raise ValueError(f"--eval-num-quantizers takes level counts and, with --eval-quality, 'latent' (the "
+                         f"unquantized encoder output); got {args.eval_num_quantizers!r}.")
+    return levels
+
+
+def setup(argv: list[str] | None) -> CodecRun:
+    """Parse the arguments, start Accelerate, build the model, optimizers and data, prepare them and resume."""
     from accelerate.utils import set_seed
-    from tqdm.auto import tqdm
 
-    import lmcodec
-    from lmcodec.training.args import (
-        CodecTrainingArguments,
-        DataArguments,
-        ModelArguments,
-        parse_arguments,
-        write_run_arguments,
-    )
-    from lmcodec.training.discriminators import (
-        build_discriminator,
-        discriminator_loss,
-        feature_matching_loss,
-        generator_adversarial_loss,
-    )
+    from lmcodec.training.args import CodecTrainingArguments, DataArguments, ModelArguments, parse_arguments
 
-    model_args, data_args, args = parse_arguments((ModelArguments, DataArguments, CodecTrainingArguments), argv)
+    argument_sets = parse_arguments((ModelArguments, DataArguments, CodecTrainingArguments), argv)
+    model_args, data_args, args = argument_sets
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if args.num_threads > 0:
-        torch.set_num_threads(args.num_threads)
-    output_dir = Path(args.output_dir)
-    trackers = _trackers(args.report_to)
-    accelerator = Accelerator(
-        mixed_precision=args.mixed_precision,
-        log_with=trackers or None,
-        project_dir=str(output_dir),
-        kwargs_handlers=[DistributedDataParallelKwargs(broadcast_buffers=False)],
-    )
-    rank, world_size = accelerator.process_index, accelerator.num_processes
-    if accelerator.is_main_process:
-        output_dir.mkdir(parents=True, exist_ok=True)
-        write_run_arguments(output_dir, model_args, data_args, args)
-        logger.info("processes: %d (%s), device %s, threads per process %d", world_size,
-                    accelerator.distributed_type, accelerator.device, torch.get_num_threads())
-
+    accelerator, output_dir, trackers = start_run(args, argument_sets, {"broadcast_buffers": False})
     set_seed(args.seed)  # the same on every rank: identical initial weights
     model = build_model(model_args)
     trainable = freeze_parts(model, model_args.freeze)
     model.train()
     optimizer = torch.optim.AdamW(trainable, lr=args.learning_rate, betas=(args.adam_beta1, args.adam_beta2),
                                   weight_decay=args.weight_decay)
-    adversarial = bool(args.discriminators)
-    if adversarial:
-        discriminator = build_discriminator(args.discriminators, args.discriminator_channels,
-                                            args.magnitude_discriminator_compression)
-        if args.init_discriminator_from:
-            fresh = load_discriminator_weights(discriminator, args.init_discriminator_from)
-            if fresh:
-                logger.info("discriminators %s start fresh; the others come from %s", fresh,
-                            args.init_discriminator_from)
-        discriminator_optimizer = torch.optim.AdamW(discriminator.parameters(), lr=args.discriminator_learning_rate,
-                                                    betas=(0.5, 0.9))
-    loader, eval_items = build_data(data_args, args, rank, world_size, model.config.hop_length)
+    adversary = build_adversary(args)
+    loader, eval_items = build_data(data_args, args, accelerator.process_index, accelerator.num_processes,
+                                    model.config.hop_length)
     # torch >= 2.10 renames DDP's broadcast_buffers (Accelerate still passes the old name); False is what we want.
     warnings.filterwarnings("ignore", message=".*broadcast_buffers.*deprecated", category=FutureWarning)
-    if adversarial:
-        model, optimizer, discriminator, discriminator_optimizer = accelerator.prepare(
-            model, optimizer, discriminator, discriminator_optimizer)
-        plain_discriminator = accelerator.unwrap_model(discriminator)
+    if adversary is not None:
+        model, optimizer, adversary.discriminator, adversary.optimizer = accelerator.prepare(
+            model, optimizer, adversary.discriminator, adversary.optimizer)
+        adversary.plain = accelerator.unwrap_model(adversary.discriminator)
     else:
         model, optimizer = accelerator.prepare(model, optimizer)
-    codec = accelerator.unwrap_model(model)
-    eval_levels = ([int(v) if v.strip().isdigit() else v.strip() for v in args.eval_num_quantizers.split(",")
-                    if v.strip()] if args.eval_num_quantizers else [codec.config.num_coarse_quantizers])
-    if any(not isinstance(level, int) for level in eval_levels) and (
-            not args.eval_quality or any(level != "latent" for level in eval_levels if not isinstance(level, int))):
-        raise ValueError(f"--eval_num_quantizers takes level counts and, with --eval_quality, 'latent' (the "
-                         f"unquantized encoder output); got {args.eval_num_quantizers!r}.")
-
+    run = CodecRun(args, accelerator, output_dir, model, optimizer, trainable, adversary, loader, eval_items, [])
+    run.eval_levels = evaluation_levels(args, run.codec)
     # Training randomness (quantizer dropout, k-means seeds, code restarts) differs per rank; rank 0 draws what a
     # single process would, and the quantizer takes its random choices from rank 0. Resuming restores these states.
-    torch.manual_seed(args.seed * 1000003 + rank + 1)
-    state = TrainState()
-    if args.resume_from_checkpoint:
-        checkpoint = resolve_checkpoint(args.resume_from_checkpoint, args.output_dir)
-        if checkpoint is None:
-            logger.info("no checkpoint in %s yet: starting from scratch", output_dir)
-        else:
-            accelerator.load_state(str(checkpoint))  # weights, buffers, optimizers, RNG states of this rank
-            state = TrainState.load(checkpoint, rank)
-            logger.info("resumed from %s at step %d (epoch %d, position %s)", checkpoint, state.step, state.epoch,
-                        state.position)
-    if trackers:
-        accelerator.init_trackers("codec", config=_hparams(model_args, data_args, args))
+    torch.manual_seed(args.seed * 1000003 + accelerator.process_index + 1)
+    run.state = resume_training_state(accelerator, args.resume_from_checkpoint, output_dir)
+    start_trackers(accelerator, trackers, "codec", argument_sets)
+    return run
 
-    crop_seconds = loader.dataset.crop_samples / SAMPLING_RATE
-    audio_per_step = crop_seconds * args.per_device_batch_size * args.gradient_accumulation_steps * world_size
-    batches = batch_stream(loader, state)
+
+# ---------------------------------------------------------------------------------------------------- one step
+def generator_adversarial_losses(adversary: Adversary, fake: torch.Tensor, real: torch.Tensor, kind: str):
+    """(adversarial loss of `kind` (hinge or lsgan), feature-matching loss) of the generated audio against the
+    discriminators, whose own parameters get no gradient from them."""
+    from lmcodec.training.discriminators import feature_matching_loss, generator_adversarial_loss
+
+    adversary.plain.requires_grad_(False)
+    fake_outputs = adversary.plain(fake)
+    with torch.no_grad():
+        real_outputs = adversary.plain(real)
+    adversarial_loss = generator_adversarial_loss(fake_outputs, kind)
+    matching_loss = feature_matching_loss(real_outputs, fake_outputs)
+    adversary.plain.requires_grad_(True)
+    return adversarial_loss, matching_loss
+
+
+def discriminator_step(run: CodecRun, real: torch.Tensor, fake: torch.Tensor) -> float:
+    """One update of the discriminators on real and (detached) generated audio, in one DDP forward; its loss."""
+    from lmcodec.training.discriminators import discriminator_loss
+
+    accelerator, adversary, args = run.accelerator, run.adversary, run.args
+    with accelerator.autocast():
+        outputs = adversary.discriminator(torch.cat([real, fake.detach()], dim=0))
+        size = real.shape[0]
+        real_outputs = [(logits[:size], []) for logits, _ in outputs]
+        fake_outputs = [(logits[size:], []) for logits, _ in outputs]
+        loss = discriminator_loss(real_outputs, fake_outputs, args.adversarial_loss)
+    accelerator.backward(loss)
+    if args.max_grad_norm > 0:
+        accelerator.clip_grad_norm_(adversary.discriminator.parameters(), args.max_grad_norm)
+    adversary.optimizer.step()
+    adversary.optimizer.zero_grad(set_to_none=True)
+    return float(loss.detach())
+
+
+def training_step(run: CodecRun, batches) -> dict[str, float]:
+    """One optimizer step of the codec over `--gradient-accumulation-steps` micro-batches (with the adversarial terms
+    once they have started), then, when due, one discriminator update on the last micro-batch. Returns the step's
+    logged values (losses averaged over the micro-batches, gradient norm, learning rate)."""
+    accelerator, args, model, step = run.accelerator, run.args, run.model, run.state.step
+    learning_rate = set_learning_rate(run.optimizer, step, args)
+    use_adversarial = run.adversary is not None and step >= args.adversarial_start_step
+    accumulation = args.gradient_accumulation_steps
+    logs: dict[str, float] = {}
+
+    def accumulate(name: str, value: torch.Tensor) -> None:
+        logs[name] = logs.get(name, 0.0) + float(value.detach()) / accumulation
+
+    for micro in range(accumulation):
+        batch = next(batches)
+        input_values = batch["input_values"].to(accelerator.device)
+        padding_mask = batch["padding_mask"].to(accelerator.device)
+        with contextlib.nullcontext() if micro == accumulation - 1 else accelerator.no_sync(model):
+            with accelerator.autocast():
+                output = model(input_values, padding_mask=padding_mask)
+                loss = output.loss
+                if use_adversarial:
+                    adversarial_loss, matching_loss = generator_adversarial_losses(
+                        run.adversary, output.audio_values, input_values, args.adversarial_loss)
+                    loss = loss + args.adversarial_weight * adversarial_loss + (
+                        args.feature_matching_weight * matching_loss)
+                    accumulate("generator_adversarial_loss", adversarial_loss)
+                    accumulate("feature_matching_loss", matching_loss)
+            accelerator.backward(loss / accumulation)
+        for name in LOSS_NAMES:
+            if getattr(output, name) is not None:
+                accumulate(name, getattr(output, name))
+    if args.max_grad_norm > 0:
+        logs["grad_norm"] = float(accelerator.clip_grad_norm_(run.trainable, args.max_grad_norm))
+    run.optimizer.step()
+    run.optimizer.zero_grad(set_to_none=True)
+    if use_adversarial and (step - args.adversarial_start_step) % max(args.discriminator_update_every, 1) == 0:
+        logs["discriminator_loss"] = discriminator_step(run, input_values, output.audio_values)
+    logs["learning_rate"] = learning_rate
+    return logs
+
+
+# ---------------------------------------------------------------------------------------------------- the loop
+def evaluate(run: CodecRun, learning_rate: float | None = None) -> None:
+    """Dev scores of the codec (STOI, PESQ-WB and mel with `--eval-quality`, else mel and STOI where pystoi is
+    installed) on the main process, logged to the trackers, stdout and `--eval-log-file`."""
+    from lmcodec.training.dev_eval import evaluate_dev
+
+    args = run.args
+    if args.eval_quality:
+        names = ("stoi", "pesq", "mel")
+    else:  # the cheap scores: mel distance, and STOI where pystoi (the eval extra) is installed
+        names = ("mel", "stoi") if importlib.util.find_spec("pystoi") else ("mel",)
+    log_evaluation(run.accelerator, lambda: evaluate_dev(run.codec, run.eval_items, run.eval_levels, metrics=names),
+                   run.state.step, args.output_dir, args.eval_log_file,
+                   extra={"learning_rate": learning_rate, "items": len(run.eval_items)})
+
+
+def train(run: CodecRun) -> StepTimer:
+    """Optimizer steps until `--max-steps`, with logging, periodic evaluation and checkpoints; returns the timer."""
+    from tqdm.auto import tqdm
+
+    accelerator, args, state = run.accelerator, run.args, run.state
+    batches = batch_stream(run.loader, state)
     progress = tqdm(total=args.max_steps, initial=state.step, disable=not accelerator.is_local_main_process,
                     desc="codec", dynamic_ncols=True)
-    timed_steps, timed_seconds, warm_steps = 0, 0.0, 2
-    running: dict[str, list[float]] = {}
-
+    log = TrainLog(accelerator, progress, args.logging_steps, args.max_steps, args.output_dir, args.train_log_file,
+                   postfix={"loss": "loss", "mel": "mel_loss"})
+    timer = StepTimer(WARM_STEPS, args.max_steps)
     while state.step < args.max_steps:
-        step_start = time.perf_counter()
-        learning_rate = learning_rate_at(state.step, args.learning_rate, args.warmup_steps, args.max_steps,
-                                         args.min_learning_rate_ratio)
-        for group in optimizer.param_groups:
-            group["lr"] = learning_rate
-        use_adversarial = adversarial and state.step >= args.adversarial_start_step
-        update_discriminator = use_adversarial and (state.step - args.adversarial_start_step) % max(
-            args.discriminator_update_every, 1) == 0
-        logs: dict[str, float] = {}
-        for micro in range(args.gradient_accumulation_steps):
-            batch = next(batches)
-            input_values = batch["input_values"].to(accelerator.device)
-            padding_mask = batch["padding_mask"].to(accelerator.device)
-            last = micro == args.gradient_accumulation_steps - 1
-            with contextlib.nullcontext() if last else accelerator.no_sync(model):
-                with accelerator.autocast():
-                    output = model(input_values, padding_mask=padding_mask)
-                    loss = output.loss
-                    if use_adversarial:
-                        plain_discriminator.requires_grad_(False)
-                        fake = output.audio_values
-                        fake_outputs = plain_discriminator(fake)
-                        with torch.no_grad():
-                            real_outputs = plain_discriminator(input_values)
-                        adversarial_loss = generator_adversarial_loss(fake_outputs, args.adversarial_loss)
-                        matching_loss = feature_matching_loss(real_outputs, fake_outputs)
-                        loss = loss + args.adversarial_weight * adversarial_loss + (
-                            args.feature_matching_weight * matching_loss)
-                        plain_discriminator.requires_grad_(True)
-                        logs["generator_adversarial_loss"] = logs.get("generator_adversarial_loss", 0.0) + float(
-                            adversarial_loss.detach()) / args.gradient_accumulation_steps
-                        logs["feature_matching_loss"] = logs.get("feature_matching_loss", 0.0) + float(
-                            matching_loss.detach()) / args.gradient_accumulation_steps
-                accelerator.backward(loss / args.gradient_accumulation_steps)
-            for name in ("loss", "reconstruction_loss", "commitment_loss", "mel_loss", "stft_loss", "phase_loss",
-                         "pitch_loss", "voicing_loss"):
-                if getattr(output, name) is not None:  # pitch and voicing: only with a harmonic branch
-                    logs[name] = logs.get(name, 0.0) + float(getattr(output, name).detach()) / (
-                        args.gradient_accumulation_steps)
-        if args.max_grad_norm > 0:
-            logs["grad_norm"] = float(accelerator.clip_grad_norm_(trainable, args.max_grad_norm))
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        if update_discriminator:
-            # On the last micro-batch: one DDP forward over real and generated audio together.
-            with accelerator.autocast():
-                both = torch.cat([input_values, output.audio_values.detach()], dim=0)
-                outputs = discriminator(both)
-                size = input_values.shape[0]
-                real_outputs = [(logits[:size], []) for logits, _ in outputs]
-                fake_outputs = [(logits[size:], []) for logits, _ in outputs]
-                d_loss = discriminator_loss(real_outputs, fake_outputs, args.adversarial_loss)
-            accelerator.backward(d_loss)
-            if args.max_grad_norm > 0:
-                accelerator.clip_grad_norm_(discriminator.parameters(), args.max_grad_norm)
-            discriminator_optimizer.step()
-            discriminator_optimizer.zero_grad(set_to_none=True)
-            logs["discriminator_loss"] = float(d_loss.detach())
+        timer.start()
+        logs = training_step(run, batches)
         state.step += 1
-        elapsed = time.perf_counter() - step_start
-        if state.step > warm_steps or args.max_steps <= warm_steps:
-            timed_steps, timed_seconds = timed_steps + 1, timed_seconds + elapsed
-        logs["learning_rate"] = learning_rate
-        for name, value in logs.items():
-            running.setdefault(name, []).append(value)
+        timer.stop(state.step)
+        log.add(logs)
         progress.update(1)
-        if state.step % max(args.logging_steps, 1) == 0 or state.step == args.max_steps:
-            means = {name: float(np.mean(values)) for name, values in running.items()}
-            running.clear()
-            names = sorted(means)
-            reduced = accelerator.reduce(torch.tensor([means[n] for n in names], device=accelerator.device), "mean")
-            means = {f"train/{n}": float(v) for n, v in zip(names, reduced.tolist(), strict=True)}
-            if timed_steps:
-                means["train/audio_seconds_per_second"] = audio_per_step * timed_steps / timed_seconds
-            accelerator.log(means, step=state.step)
-            if accelerator.is_main_process and args.train_log_file:
-                with open(output_dir / args.train_log_file, "a", encoding="utf-8") as handle:
-                    handle.write(json.dumps({"step": state.step, "time": time.time(), **means}) + "\n")
-            progress.set_postfix(loss=f"{means['train/loss']:.3f}", mel=f"{means['train/mel_loss']:.3f}")
-        if eval_items and args.eval_steps > 0 and state.step % args.eval_steps == 0 and state.step < args.max_steps:
-            _evaluate_and_log(accelerator, codec, eval_items, eval_levels, state.step, args, learning_rate)
+        if log.due(state.step):
+            log.log(state.step, extra={"audio_seconds_per_second": timer.rate(run.audio_per_step)})
+        if run.eval_items and evaluation_due(state.step, args.eval_steps, args.max_steps):
+            evaluate(run, logs["learning_rate"])
         if args.save_steps > 0 and state.step % args.save_steps == 0:
-            save_training_checkpoint(accelerator, model, state, args.output_dir, args.save_total_limit)
+            save_training_checkpoint(accelerator, run.model, state, args.output_dir, args.save_total_limit)
     progress.close()
+    return timer
 
-    if eval_items:
-        _evaluate_and_log(accelerator, codec, eval_items, eval_levels, state.step, args)
-    if timed_steps and accelerator.is_main_process:
-        print(f"throughput: {audio_per_step * timed_steps / timed_seconds:.2f} s of audio per wall second "
-              f"({timed_steps} timed steps of {audio_per_step:g} s of audio, {world_size} process(es), "
-              f"{torch.get_num_threads()} thread(s) each, discriminators: {args.discriminators or 'none'})")
+
+def finish(run: CodecRun, timer: StepTimer) -> None:
+    """The final evaluation, the throughput line, the debug state dump and the export to `OUTPUT/final`."""
+    import lmcodec
+
+    accelerator, args = run.accelerator, run.args
+    if run.eval_items:
+        evaluate(run)
+    if timer.steps and accelerator.is_main_process:
+        print(f"throughput: {timer.rate(run.audio_per_step):.2f} s of audio per wall second "
+              f"({timer.steps} timed steps of {run.audio_per_step:g} s of audio, {accelerator.num_processes} "
+              f"process(es), {torch.get_num_threads()} thread(s) each, "
+              f"discriminators: {args.discriminators or 'none'})")
     if args.debug_dump_state_dir:
         dump = Path(args.debug_dump_state_dir)
         dump.mkdir(parents=True, exist_ok=True)
-        torch.save({"world_size": world_size, "rank": rank, "state": state.to_dict(),
-                    "model": {k: v.detach().cpu().clone() for k, v in codec.state_dict().items()}},
+        rank = accelerator.process_index
+        torch.save({"world_size": accelerator.num_processes, "rank": rank, "state": run.state.to_dict(),
+                    "model": {k: v.detach().cpu().clone() for k, v in run.codec.state_dict().items()}},
                    dump / f"rank{rank}.pt")
     accelerator.wait_for_everyone()
     if args.export_final and accelerator.is_main_process:
-        lmcodec.save_checkpoint(codec, output_dir / "final")
-        print(f"exported {output_dir / 'final'}")
+        lmcodec.save_checkpoint(run.codec, run.output_dir / "final")
+        print(f"exported {run.output_dir / 'final'}")
     accelerator.wait_for_everyone()
     accelerator.end_training()
+
+
+def main(argv: list[str] | None = None) -> int:
+    run = setup(argv)
+    timer = train(run)
+    finish(run, timer)
     return 0
 
 
-def _evaluate_and_log(accelerator, codec, items, levels, step, args=None, learning_rate=None) -> None:
-    """Evaluate on the main process (no collective inside), log (trackers, stdout and one JSON line in
-    `output_dir/eval_log_file`), and let the other ranks wait."""
-    if accelerator.is_main_process:
-        start = time.perf_counter()
-        from lmcodec.training.dev_eval import evaluate_dev
-
-        if args is not None and args.eval_quality:
-            names = ("stoi", "pesq", "mel")
-        else:  # the cheap scores: mel distance, and STOI where pystoi (the eval extra) is installed
-            names = ("mel", "stoi") if importlib.util.find_spec("pystoi") else ("mel",)
-        metrics = evaluate_dev(codec, items, levels, metrics=names)
-        accelerator.log({f"eval/{k}": v for k, v in metrics.items()}, step=step)
-        print(f"eval step {step}: " + ", ".join(f"{k}={v:.4f}" for k, v in metrics.items()), flush=True)
-        if args is not None and args.eval_log_file:
-            record = {"step": step, "time": time.time(), "eval_seconds": round(time.perf_counter() - start, 2),
-                      "learning_rate": learning_rate, "items": len(items), **metrics}
-            with open(Path(args.output_dir) / args.eval_log_file, "a", encoding="utf-8") as handle:
-                handle.write(json.dumps(record) + "\n")
-    accelerator.wait_for_everyone()
-
-
 __all__ = [
-    "TrainState",
+    "Adversary",
+    "CodecRun",
+    "build_adversary",
     "build_data",
-    "build_model",
+    "discriminator_step",
+    "evaluation_levels",
     "freeze_parts",
-    "learning_rate_at",
-    "list_checkpoints",
+    "load_discriminator_weights",
     "main",
-    "save_training_checkpoint",
+    "setup",
+    "train",
+    "training_step",
 ]
 
 if __name__ == "__main__":

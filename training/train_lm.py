@@ -1,16 +1,17 @@
 """Train LMCodec's fine LM or entropy LM with Accelerate, on codes of a frozen codec.
 
-    python training/train_lm.py --target entropy --model_name_or_path outputs/default-cpu/final \\
-        --config training/configs/lm-default-cpu.json --output_dir outputs/entropy-lm
+    python training/train_lm.py --target entropy --model-name-or-path outputs/default-cpu/final \\
+        --config training/configs/lm-default-cpu.json --output-dir outputs/entropy-lm
 
 The codec (encoder, quantizer, decoder) and the other LM stay frozen. Audio is tokenised once with the codec's
 offline `encode` and cached with `datasets.map` as an on-disk codes dataset (keyed by a fingerprint of the encoder and
-codebooks), so epochs never re-encode. Training sequences are windows of one sync period (`--sequence_frames`,
+codebooks), so epochs never re-encode. Training sequences are windows of one sync period (`--sequence-frames`,
 default the config's `sync_frames`), exactly the context the LM sees at inference; each sequence gets a number of
 coarse levels Nc drawn from the config's `operating_points`. Teacher forcing, cross-entropy over the levels the target
 predicts; reported as bits per code (for the entropy LM that is the coded rate: bits/code × Nc × 50 = bit/s) and as
-top-1 accuracy (fine LM). Checkpoints, exact resume, multi-process and trackers work as in `train_codec.py`; the
-result is exported into the same LMCodec checkpoint (`OUTPUT/final`).
+top-1 accuracy (fine LM). Checkpoints, exact resume, multi-process, trackers and the JSON-lines logs
+(`train_log.jsonl`, `eval_log.jsonl`) work as in `train_codec.py`, through the same `training/loop.py`; the result is
+exported into the same LMCodec checkpoint (`OUTPUT/final`). `--model-name-or-path default` is the bundled checkpoint.
 """
 
 from __future__ import annotations
@@ -19,12 +20,26 @@ import contextlib
 import logging
 import math
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from lmcodec.training.loop import (
+    StepTimer,
+    TrainLog,
+    TrainState,
+    batch_stream,
+    build_model,
+    evaluation_due,
+    log_evaluation,
+    resume_training_state,
+    save_training_checkpoint,
+    set_learning_rate,
+    start_run,
+    start_trackers,
+)
 
 logger = logging.getLogger("lmcodec.training.train_lm")
 TARGETS = ("fine", "entropy")
@@ -50,6 +65,10 @@ class LMTrainingArguments:
     tokenize_batch_size: int = field(default=8, metadata={
         "help": "Utterances encoded together when tokenising (padded; the codes equal encoding each alone)."})
     logging_steps: int = field(default=10, metadata={"help": "Log every N steps."})
+    train_log_file: str = field(default="train_log.jsonl", metadata={
+        "help": "Every logged training mean is appended as one JSON line to this file in output_dir ('' disables)."})
+    eval_log_file: str = field(default="eval_log.jsonl", metadata={
+        "help": "Every evaluation is appended as one JSON line to this file in output_dir ('' disables)."})
     report_to: str = field(default="auto", metadata={"help": "Accelerate trackers (auto, none, or a list)."})
     eval_steps: int = field(default=0, metadata={"help": "Evaluate every N steps (0: only at the end)."})
     save_steps: int = field(default=0, metadata={"help": "Save resumable state + export every N steps (0: off)."})
@@ -184,156 +203,195 @@ def evaluate_lm(model, lm, codes_dataset, levels: int, window: int) -> dict[str,
     return results
 
 
-# ---------------------------------------------------------------------------------------------------- main
-def main(argv: list[str] | None = None) -> int:
-    from accelerate import Accelerator, DistributedDataParallelKwargs
-    from accelerate.utils import set_seed
-    from tqdm.auto import tqdm
+# ---------------------------------------------------------------------------------------------------- the run
+@dataclass
+class LMRun:
+    """Everything the training loop works with, as `setup` prepared it."""
 
-    import lmcodec
-    from lmcodec.training import data as data_lib
-    from lmcodec.training.args import DataArguments, ModelArguments, parse_arguments, write_run_arguments
-    from lmcodec.training.train_codec import (
-        TrainState,
-        _hparams,
-        _trackers,
-        batch_stream,
-        build_model,
-        learning_rate_at,
-        resolve_checkpoint,
-        save_training_checkpoint,
-    )
+    args: LMTrainingArguments
+    accelerator: object
+    output_dir: Path
+    model: torch.nn.Module  # the whole frozen codec; `lm` is one of its LMs
+    lm: torch.nn.Module  # wrapped by Accelerate (DDP with several processes)
+    optimizer: torch.optim.Optimizer
+    trainable: list[torch.nn.Parameter]
+    loader: object
+    codes: object  # the tokenised training set
+    eval_codes: object | None
+    levels: int
+    window: int
+    state: TrainState
 
-    model_args, data_args, args = parse_arguments((ModelArguments, DataArguments, LMTrainingArguments), argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    @property
+    def plain_lm(self):
+        """The unwrapped LM."""
+        return self.accelerator.unwrap_model(self.lm)
+
+
+def check_arguments(model_args, data_args, args) -> None:
     if args.target not in TARGETS:
         raise ValueError(f"--target must be one of {TARGETS}, got {args.target!r}.")
     if not model_args.model_name_or_path:
-        raise ValueError("--model_name_or_path is required: the LMs are trained on the codes of a trained codec.")
+        raise ValueError("--model-name-or-path is required: the LMs are trained on the codes of a trained codec.")
     if not data_args.train_dataset:
-        raise ValueError("--train_dataset is required.")
+        raise ValueError("--train-dataset is required.")
     if data_args.streaming:
         raise ValueError("train-lm tokenises its whole training set once; --streaming is not supported here.")
-    if args.num_threads > 0:
-        torch.set_num_threads(args.num_threads)
-    output_dir = Path(args.output_dir)
-    trackers = _trackers(args.report_to)
-    # A batch whose sequences all draw the same Nc leaves the other operating point's output head without gradient.
-    accelerator = Accelerator(mixed_precision=args.mixed_precision, log_with=trackers or None,
-                              project_dir=str(output_dir),
-                              kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)])
-    rank, world_size = accelerator.process_index, accelerator.num_processes
-    if accelerator.is_main_process:
-        output_dir.mkdir(parents=True, exist_ok=True)
-        write_run_arguments(output_dir, model_args, data_args, args)
 
-    set_seed(args.seed)
-    model = build_model(model_args).eval()
-    lm = model.fine_lm if args.target == "fine" else model.entropy_lm
+
+def trainable_lm(model, target: str):
+    """`model`'s `target` LM with only its own parameters trainable (its unused token embedding excepted)."""
+    lm = model.fine_lm if target == "fine" else model.entropy_lm
     for parameter in model.parameters():
         parameter.requires_grad_(False)
     for parameter in lm.parameters():
         parameter.requires_grad_(True)
     lm.backbone.wte.weight.requires_grad_(False)  # GPT-2's token embedding is unused: inputs are frame embeddings
-    window = args.sequence_frames or model.config.sync_frames
+    return lm
+
+
+def tokenized_data(accelerator, model, data_args, args):
+    """(training codes, held-out codes or None, levels): the audio the data arguments name, tokenised by rank 0
+    first (the other ranks then read its cache)."""
+    from lmcodec.training import data as data_lib
 
     audio, held_out = data_lib.train_and_held_out(data_args, args.seed)
     audio = data_lib.filter_min_duration(audio, data_args.min_seconds)
-    with accelerator.main_process_first():  # rank 0 tokenises; the others then read its cache
+    with accelerator.main_process_first():
         codes, levels = tokenize(model, audio, data_args.audio_column, args.codes_cache_dir, "train",
-                                   args.tokenize_batch_size)
+                                 args.tokenize_batch_size)
         eval_codes = None
         if held_out is not None:
             eval_codes, _ = tokenize(model, held_out, data_args.audio_column, args.codes_cache_dir, "eval",
-                                          args.tokenize_batch_size)
+                                     args.tokenize_batch_size)
+    return codes, eval_codes, levels
+
+
+def setup(argv: list[str] | None) -> LMRun:
+    """Parse the arguments, start Accelerate, load the codec, tokenise the data, prepare the LM and resume."""
+    from accelerate.utils import set_seed
+
+    from lmcodec.training.args import DataArguments, ModelArguments, parse_arguments
+
+    argument_sets = parse_arguments((ModelArguments, DataArguments, LMTrainingArguments), argv)
+    model_args, data_args, args = argument_sets
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    check_arguments(model_args, data_args, args)
+    # A batch whose sequences all draw the same Nc leaves the other operating point's output head without gradient.
+    accelerator, output_dir, trackers = start_run(args, argument_sets, {"find_unused_parameters": True})
+    rank, world_size = accelerator.process_index, accelerator.num_processes
+    set_seed(args.seed)
+    model = build_model(model_args).eval()
+    lm = trainable_lm(model, args.target)
+    window = args.sequence_frames or model.config.sync_frames
+    codes, eval_codes, levels = tokenized_data(accelerator, model, data_args, args)
     loader = code_loader(codes, levels, window, model.config.operating_points, args.per_device_batch_size, rank,
                          world_size, args.seed)
-
     trainable = [parameter for parameter in lm.parameters() if parameter.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=args.learning_rate, betas=(0.9, 0.95), weight_decay=args.weight_decay)
     lm.train()
     lm, optimizer = accelerator.prepare(lm, optimizer)
-    plain_lm = accelerator.unwrap_model(lm)
     torch.manual_seed(args.seed * 1000003 + rank + 1)  # dropout differs per rank; restored on resume
-    state = TrainState()
-    if args.resume_from_checkpoint:
-        checkpoint = resolve_checkpoint(args.resume_from_checkpoint, args.output_dir)
-        if checkpoint is not None:
-            accelerator.load_state(str(checkpoint))
-            state = TrainState.load(checkpoint, rank)
-            logger.info("resumed from %s at step %d", checkpoint, state.step)
-    if trackers:
-        accelerator.init_trackers(f"{args.target}_lm", config=_hparams(model_args, data_args, args))
+    state = resume_training_state(accelerator, args.resume_from_checkpoint, args.output_dir)
+    start_trackers(accelerator, trackers, f"{args.target}_lm", argument_sets)
+    return LMRun(args, accelerator, output_dir, model, lm, optimizer, trainable, loader, codes, eval_codes, levels,
+                 window, state)
 
-    batches = batch_stream(loader, state)
+
+# ---------------------------------------------------------------------------------------------------- the loop
+def evaluate(run: LMRun) -> None:
+    """Held-out bits per code (and accuracy) on the main process, logged to the trackers, stdout and
+    `--eval-log-file`."""
+    log_evaluation(run.accelerator, lambda: evaluate_lm(run.model, run.plain_lm, run.eval_codes, run.levels,
+                                                        run.window),
+                   run.state.step, run.args.output_dir, run.args.eval_log_file, extra={"items": len(run.eval_codes)})
+
+
+def train(run: LMRun) -> None:
+    """Optimizer steps until `--max-steps`, with logging, periodic evaluation and checkpoints."""
+    from tqdm.auto import tqdm
+
+    accelerator, args, state = run.accelerator, run.args, run.state
+    batches = batch_stream(run.loader, state)
     progress = tqdm(total=args.max_steps, initial=state.step, disable=not accelerator.is_local_main_process,
                     desc=f"{args.target} LM", dynamic_ncols=True)
-    running: dict[str, list[float]] = {}
-    codebooks = model.quantizer.codebooks.to(accelerator.device)
-    timed = [0, 0.0]
+    log = TrainLog(accelerator, progress, args.logging_steps, args.max_steps, args.output_dir, args.train_log_file,
+                   postfix={"bits": "bits_per_code"})
+    timer = StepTimer(0, args.max_steps)
+    sequences_per_step = args.per_device_batch_size * accelerator.num_processes * args.gradient_accumulation_steps
+    codebooks = run.model.quantizer.codebooks.to(accelerator.device)
     while state.step < args.max_steps:
-        started = time.perf_counter()
-        learning_rate = learning_rate_at(state.step, args.learning_rate, args.warmup_steps, args.max_steps,
-                                         args.min_learning_rate_ratio)
-        for group in optimizer.param_groups:
-            group["lr"] = learning_rate
-        for micro in range(args.gradient_accumulation_steps):
-            batch = {key: value.to(accelerator.device) for key, value in next(batches).items()}
-            last = micro == args.gradient_accumulation_steps - 1
-            with contextlib.nullcontext() if last else accelerator.no_sync(lm):
-                with accelerator.autocast():
-                    logits = lm(batch["audio_codes"], batch["num_coarse"], codebooks)  # through DDP when wrapped
-                    loss, _, accuracy = plain_lm.loss_from_logits(logits, batch["audio_codes"], batch["num_coarse"],
-                                                                  batch["frame_mask"])
-                accelerator.backward(loss / args.gradient_accumulation_steps)
-            running.setdefault("bits_per_code", []).append(float(loss.detach()) / math.log(2))
-            running.setdefault("accuracy", []).append(float(accuracy))
-        if args.max_grad_norm > 0:
-            running.setdefault("grad_norm", []).append(float(accelerator.clip_grad_norm_(trainable,
-                                                                                           args.max_grad_norm)))
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
+        timer.start()
+        learning_rate = set_learning_rate(run.optimizer, state.step, args)
+        lm_step(run, batches, codebooks, log)
         state.step += 1
-        timed = [timed[0] + 1, timed[1] + time.perf_counter() - started]
+        timer.stop(state.step)
         progress.update(1)
-        if state.step % max(args.logging_steps, 1) == 0 or state.step == args.max_steps:
-            means = {f"train/{k}": float(np.mean(v)) for k, v in running.items()}
-            means["train/learning_rate"] = learning_rate
-            means["train/sequences_per_second"] = args.per_device_batch_size * world_size * (
-                args.gradient_accumulation_steps) * timed[0] / max(timed[1], 1e-9)
-            running.clear()
-            accelerator.log(means, step=state.step)
-            progress.set_postfix(bits=f"{means['train/bits_per_code']:.3f}")
-        if eval_codes is not None and args.eval_steps > 0 and state.step % args.eval_steps == 0:
-            _evaluate_and_log(accelerator, model, plain_lm, eval_codes, levels, window, state.step)
+        if log.due(state.step):
+            log.log(state.step, extra={"learning_rate": learning_rate,
+                                       "sequences_per_second": timer.rate(sequences_per_step)})
+        if run.eval_codes is not None and evaluation_due(state.step, args.eval_steps, args.max_steps):
+            evaluate(run)
         if args.save_steps > 0 and state.step % args.save_steps == 0:
-            save_training_checkpoint(accelerator, lm, state, args.output_dir, args.save_total_limit, export=model)
+            save_training_checkpoint(accelerator, run.lm, state, args.output_dir, args.save_total_limit,
+                                     export=run.model)
     progress.close()
-    if eval_codes is not None:
-        _evaluate_and_log(accelerator, model, plain_lm, eval_codes, levels, window, state.step)
-    accelerator.wait_for_everyone()
-    if args.export_final and accelerator.is_main_process:
-        if args.target == "entropy":  # the integer twin that coding uses, calibrated on the training codes
-            from lmcodec.training.export_integer_lm import calibration_windows
 
-            arrays = [np.asarray(item["codes"], dtype=np.int64).reshape(levels, item["frames"])
-                      for item in codes.select(range(min(len(codes), 64)))]
-            model.export_integer_entropy_model(calibration_windows(arrays, window, 48))
-        lmcodec.save_checkpoint(model, output_dir / "final")
-        print(f"exported {output_dir / 'final'}")
-    accelerator.end_training()
+
+def finish(run: LMRun) -> None:
+    """The final evaluation and the export to `OUTPUT/final`."""
+    if run.eval_codes is not None:
+        evaluate(run)
+    run.accelerator.wait_for_everyone()
+    if run.args.export_final and run.accelerator.is_main_process:
+        export(run.model, run.codes, run.levels, run.window, run.args.target, run.output_dir / "final")
+    run.accelerator.end_training()
+
+
+def main(argv: list[str] | None = None) -> int:
+    run = setup(argv)
+    train(run)
+    finish(run)
     return 0
 
 
-def _evaluate_and_log(accelerator, model, lm, codes, levels, window, step) -> None:
-    if accelerator.is_main_process:
-        metrics = evaluate_lm(model, lm, codes, levels, window)
-        accelerator.log({f"eval/{k}": v for k, v in metrics.items()}, step=step)
-        print(f"eval step {step}: " + ", ".join(f"{k}={v:.4f}" for k, v in metrics.items()))
-    accelerator.wait_for_everyone()
+def lm_step(run: LMRun, batches, codebooks: torch.Tensor, log: TrainLog) -> None:
+    """One optimizer step of the LM (teacher forcing over `--gradient-accumulation-steps` micro-batches); adds bits
+    per code and accuracy (per micro-batch) and the gradient norm to `log`."""
+    accelerator, args, lm = run.accelerator, run.args, run.lm
+    accumulation = args.gradient_accumulation_steps
+    for micro in range(accumulation):
+        batch = {key: value.to(accelerator.device) for key, value in next(batches).items()}
+        with contextlib.nullcontext() if micro == accumulation - 1 else accelerator.no_sync(lm):
+            with accelerator.autocast():
+                logits = lm(batch["audio_codes"], batch["num_coarse"], codebooks)  # through DDP when wrapped
+                loss, _, accuracy = run.plain_lm.loss_from_logits(logits, batch["audio_codes"], batch["num_coarse"],
+                                                                  batch["frame_mask"])
+            accelerator.backward(loss / accumulation)
+        log.add({"bits_per_code": float(loss.detach()) / math.log(2), "accuracy": float(accuracy)})
+    if args.max_grad_norm > 0:
+        log.add({"grad_norm": float(accelerator.clip_grad_norm_(run.trainable, args.max_grad_norm))})
+    run.optimizer.step()
+    run.optimizer.zero_grad(set_to_none=True)
 
 
-__all__ = ["CodeWindowDataset", "LMTrainingArguments", "codec_fingerprint", "evaluate_lm", "main", "tokenize"]
+def export(model, codes, levels: int, window: int, target: str, folder: Path) -> None:
+    """Save the whole checkpoint to `folder`; after the entropy LM, with the integer twin that coding uses,
+    calibrated on the training codes."""
+    import lmcodec
+
+    if target == "entropy":
+        from lmcodec.training.export_integer_lm import calibration_windows
+
+        arrays = [np.asarray(item["codes"], dtype=np.int64).reshape(levels, item["frames"])
+                  for item in codes.select(range(min(len(codes), 64)))]
+        model.export_integer_entropy_model(calibration_windows(arrays, window, 48))
+    lmcodec.save_checkpoint(model, folder)
+    print(f"exported {folder}")
+
+
+__all__ = ["CodeWindowDataset", "LMRun", "LMTrainingArguments", "codec_fingerprint", "evaluate_lm", "lm_step", "main",
+           "setup", "tokenize", "train"]
 
 if __name__ == "__main__":
     sys.exit(main())
