@@ -38,8 +38,14 @@ test: $(VENV)/.installed-dev
 		echo "codec2 / opus-tools not installed: their tests will be skipped"
 	$(PY) -m pytest -q
 
+# The README's Performance table: whole processes of the command line against Codec2, Opus and (when LYRA_DIR holds
+# its models) Lyra v2. Needs codec2, opus-tools and GNU time; ai-edge-litert for Lyra.
+LYRA_DIR ?= $(abspath ../shared/anchors/lyra-v2)
 bench: $(VENV)/.installed-dev
-	$(PY) benchmarks/bench_codec.py --speech-dir "$(SPEECH_DIR)"
+	@command -v c2enc >/dev/null && command -v opusenc >/dev/null || \
+		(apt-get update -qq && apt-get install -y -qq codec2 opus-tools time >/dev/null)
+	$(PIP) install -q ai-edge-litert || echo "ai-edge-litert not installed: Lyra v2 will be skipped"
+	$(PY) benchmarks/bench_runtime.py --speech-dir "$(SPEECH_DIR)" $(if $(wildcard $(LYRA_DIR)),--lyra-dir "$(LYRA_DIR)")
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info outputs
