@@ -184,11 +184,6 @@ class FineLMStep(nn.Module):
                 torch.tensor(True), torch.tensor(True))
 
 
-def weight_digest(array: np.ndarray) -> str:
-    """sha256 of a weight as the graph receives it: float32, C order, little-endian."""
-    return hashlib.sha256(np.ascontiguousarray(array, dtype="<f4").tobytes()).hexdigest()
-
-
 def _value_info(value) -> dict:
     from onnx import TensorProto, helper
 
@@ -267,12 +262,14 @@ def export_fine_lm_onnx(model, out_dir: str | os.PathLike, num_coarse: int | Non
     Returns `{"format", "version", "opset", "graphs": [{"file", "num_coarse", "sha256", "inputs", "outputs",
     "weights"}],
     "weights": {key: {"shape", "sha256"}}, ...}`: each graph's inputs and outputs with dtypes and shapes (S is the
-    symbolic key/value buffer length), the safetensors keys it needs and a sha256 of each (see `weight_digest`)."""
+    symbolic key/value buffer length), the safetensors keys it needs and a sha256 of each
+    (`lmcodec.runtime.fine_lm.weight_digest`)."""
     try:
         import onnx
     except ImportError as error:  # pragma: no cover - depends on the environment
         raise LMCodecError("exporting to ONNX needs the onnx and onnxscript packages: pip install 'lmcodec[export]'."
                            ) from error
+    from lmcodec.runtime.fine_lm import weight_digest  # one definition: the runtime checks against it
     if model.dtype != torch.float32:
         raise LMCodecError(f"export a float32 model (got {model.dtype}); call model.float() first.")
     config = model.config
@@ -339,4 +336,4 @@ def export_fine_lm_onnx(model, out_dir: str | os.PathLike, num_coarse: int | Non
     return description
 
 
-__all__ = ["FineLMStep", "export_fine_lm_onnx", "graph_file_name", "weight_digest"]
+__all__ = ["FineLMStep", "export_fine_lm_onnx", "graph_file_name"]

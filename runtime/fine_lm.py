@@ -33,7 +33,7 @@ from safetensors import safe_open
 
 from lmcodec.errors import LMCodecError
 
-from .graphs import session_options
+from .graphs import latent_of_codes, session_options  # noqa: F401 (latent_of_codes: re-exported)
 
 MANIFEST_NAME = "fine_lm_onnx.json"
 GRAPH_FORMAT = "lmcodec-fine-lm-step"
@@ -67,13 +67,6 @@ def load_weights(weights_path: str | os.PathLike, keys, digests: dict | None = N
                                   "with; re-export the graph from this checkpoint.")
             arrays[key] = array
     return arrays
-
-
-def latent_of_codes(codebooks: np.ndarray, codes: np.ndarray) -> np.ndarray:
-    """codes `[K, f]` (the first K levels) → the decoder's latent `[f, D]`: the sum of their codebook vectors
-    ("coarse-only" decoding when K = Nc)."""
-    codes = np.asarray(codes)
-    return codebooks[np.arange(codes.shape[0])[:, None], codes].sum(axis=0, dtype=np.float32)
 
 
 class OnnxFineLM:

@@ -182,10 +182,17 @@ class CodecGraphs:
                                f"got {list(codes.shape)}.")
         if codes.size and (codes.min() < 0 or codes.max() >= self.codebooks.shape[1]):
             raise LMCodecError(f"codes must lie in [0, {self.codebooks.shape[1]}), got values outside that range.")
-        latent = self.codebooks[0, codes[0]].copy()
-        for level in range(1, codes.shape[0]):
-            latent += self.codebooks[level, codes[level]]
-        return latent
+        return latent_of_codes(self.codebooks, codes)
+
+
+def latent_of_codes(codebooks: np.ndarray, codes: np.ndarray) -> np.ndarray:
+    """codes `[k, f]` (levels 0..k-1, unchecked) → the decoder's latent `[f, D]` float32: the codebook vectors of the
+    levels summed in level order ("coarse-only" decoding when k = Nc)."""
+    codes = np.asarray(codes)
+    latent = codebooks[0, codes[0]].copy()
+    for level in range(1, codes.shape[0]):
+        latent += codebooks[level, codes[level]]
+    return latent
 
 
 def _check_config(checkpoint: Path, manifest: dict) -> None:
@@ -300,4 +307,5 @@ def load_graphs(checkpoint_dir: str | Path, threads: int | None = None, onnx_dir
     )
 
 
-__all__ = ["CodecGraphs", "DecoderStep", "EncoderStep", "load_graphs", "read_manifest", "weights_fingerprint"]
+__all__ = ["CodecGraphs", "DecoderStep", "EncoderStep", "latent_of_codes", "load_graphs", "read_manifest",
+           "weights_fingerprint"]
