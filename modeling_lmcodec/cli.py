@@ -27,6 +27,7 @@ DEMO_SENTENCE = "The birch canoe slid on the smooth planks. Glue the sheet to th
 DEMO_SPEECH_SUBFOLDER = "librispeech-test-other"  # speakers never seen in training
 CHUNK_SECONDS = 1.0  # audio pushed per step, so long files show progress and memory stays flat
 BACKENDS = ("auto", "onnx", "torch")
+PACKET_MILLISECONDS = (20, 40, 60)  # datagram packets for `lmcodec send`: 1-3 frames
 # What `pip install lmcodec` adds to the runtime's own requirements (requirements-runtime.txt).
 FULL_PACKAGE_DEPENDENCIES = ("torch", "transformers", "datasets", "accelerate", "evaluate", "onnx", "onnxscript")
 
@@ -126,6 +127,25 @@ def describe_rate(data: bytes, report, seconds: float) -> str:
             f"{report.framing_bytes} B in {report.packets} packets = {overhead:.3f} kbps of overhead)")
 
 
+class ChoicesOf:
+    """A module's tuple of choices, imported when argparse first needs it (a value to check, help to show), so that
+    building the parser stays light and new choices appear without touching the command line."""
+
+    def __init__(self, module: str, name: str):
+        self.module, self.name = module, name
+
+    def values(self) -> tuple:
+        import importlib
+
+        return tuple(getattr(importlib.import_module(self.module), self.name))
+
+    def __contains__(self, value) -> bool:
+        return value in self.values()
+
+    def __iter__(self):
+        return iter(self.values())
+
+
 # ---------------------------------------------------------------------------------------------------- commands
 def run_encode(args) -> int:
     check_output_path(args.output, example="speech.lmc")
@@ -179,6 +199,57 @@ def run_decode(args) -> int:
     print(f"{args.output}: {seconds:.2f} s at {target_rate} Hz; real-time factor {elapsed / max(seconds, 1e-9):.3f}")
     if losses:
         print(f"lmcodec: warning: {losses}", file=sys.stderr)
+    return 0
+
+
+def run_send(args) -> int:
+    """A file, sent over UDP as a live source would: one datagram per packet, paced by a monotonic clock."""
+    from .processing import resample
+    from .transport import LossInjector, parse_address, send_stream
+
+    destination = parse_address(args.to)
+    injector = LossInjector(args.loss_rate, args.burst, args.reorder, args.reorder_ms, args.seed)
+    audio, rate = read_audio_file(args.input)
+    codec, _ = open_codec(args.model, args.backend, args.threads)
+    settings = codec.settings
+    audio = resample(audio, rate, settings.sampling_rate)
+    packet_frames = round(args.packet_ms * settings.frame_rate / 1000)
+    report = send_stream(codec, audio, destination, packet_frames, injector if injector.active else None)
+    print(f"sent {args.input} to {args.to}: {report.describe()}")
+    return 0
+
+
+def _check_receive_options(args) -> None:
+    if not 0 <= args.jitter_ms <= 2000:
+        raise LMCodecError(f"--jitter-ms must be from 0 to 2000 ms, got {args.jitter_ms:g}.")
+    if not args.timeout > 0:
+        raise LMCodecError(f"--timeout must be a positive number of seconds, got {args.timeout:g}.")
+
+
+def run_receive(args) -> int:
+    """Receive one stream on a UDP port through the jitter buffer, write it, report losses, bitrate and latency."""
+    from .processing import write_audio
+    from .transport import StreamReceiver, check_port, open_receiver_socket, receive_stream, warm_up
+
+    check_output_path(args.output)
+    port = check_port(args.port)
+    _check_receive_options(args)
+    where = f"{args.bind}:{port}"
+    with open_receiver_socket(args.bind, port) as sock:  # bound first: a port in use fails before any loading
+        codec, _ = open_codec(args.model, args.backend, args.threads)
+        warm_up(codec, fine_decoding=args.fine_decoding)
+        receiver = StreamReceiver(codec, args.jitter_ms / 1000, args.conceal, args.fine_decoding)
+        if sys.stderr.isatty():
+            print(f"lmcodec: listening on {where}", file=sys.stderr)
+        receive_stream(receiver, sock, args.timeout, where=where)
+    rate = receiver.decoder.backend.settings.sampling_rate
+    write_audio(args.output, receiver.audio(), rate)
+    print(f"{args.output}: {receiver.seconds:.2f} s at {rate} Hz; {receiver.decoder.report.describe()}; "
+          f"{receiver.describe_control()}; {receiver.describe_rate()}; {receiver.latency().describe()}")
+    if receiver.ended_by_silence:
+        print("lmcodec: warning: no end-of-stream datagram arrived, so the stream was taken as ended after its last "
+              "packet received: packets lost at its very end are not counted and its length is whole packets",
+              file=sys.stderr)
     return 0
 
 
@@ -323,6 +394,43 @@ def _add_coding_options(command: argparse.ArgumentParser) -> None:
                          help="threads for every pool on the coding path: BLAS, torch, onnxruntime (default: 1)")
 
 
+def _add_transport_commands(commands) -> None:
+    send = commands.add_parser("send", help="send an audio file over UDP in real time (datagram mode), optionally "
+                                            "through injected loss and reordering")
+    send.add_argument("input", help="any audio file soundfile reads; sent as a live 16 kHz capture")
+    send.add_argument("--to", required=True, metavar="HOST:PORT", help="where `lmcodec receive` listens")
+    send.add_argument("--packet-ms", type=int, choices=PACKET_MILLISECONDS, default=40,
+                      help="audio per datagram (default 40)")
+    loss = send.add_argument_group("injected network trouble (for testing)")
+    loss.add_argument("--loss-rate", type=float, default=0.0,
+                      help="fraction of packets dropped, Gilbert-Elliott bursts (default 0); the description and end "
+                           "datagrams are dropped at this rate too, independently")
+    loss.add_argument("--burst", type=float, default=1.0, help="mean loss burst in packets (default 1)")
+    loss.add_argument("--reorder", type=float, default=0.0,
+                      help="fraction of packets delayed by --reorder-ms, so later ones overtake them (default 0)")
+    loss.add_argument("--reorder-ms", type=float, default=50.0, help="delay of a reordered packet (default 50)")
+    loss.add_argument("--seed", type=int, default=0, help="seed of the injected loss and reordering (default 0)")
+    _add_coding_options(send)
+    send.set_defaults(handler=run_send)
+
+    receive = commands.add_parser("receive", help="receive one UDP datagram stream through a jitter buffer into an "
+                                                  "audio file; reports losses, bitrate and latency")
+    receive.add_argument("--port", required=True, help="UDP port to listen on")
+    receive.add_argument("output", help="audio file to write (.wav, .flac, ...) at 16 kHz")
+    receive.add_argument("--bind", default="127.0.0.1",
+                         help="address to listen on (default 127.0.0.1; 0.0.0.0 for every interface)")
+    receive.add_argument("--jitter-ms", type=float, default=80.0,
+                         help="playout delay: how long a packet is awaited after its expected arrival (default 80)")
+    receive.add_argument("--conceal", choices=ChoicesOf("lmcodec.datagram", "CONCEALMENTS"), default="silence",
+                         metavar="KIND", help="how lost packets are filled: %(choices)s (default %(default)s)")
+    receive.add_argument("--fine-decoding", choices=FINE_DECODINGS,
+                         help="how to fill in the levels that were not sent (default: the checkpoint's)")
+    receive.add_argument("--timeout", type=float, default=30.0,
+                         help="seconds to wait for the stream to start (default 30)")
+    _add_coding_options(receive)
+    receive.set_defaults(handler=run_receive)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lmcodec", description="LMCodec: low-bitrate speech codec.")
     parser.add_argument("--version", action="version", version=f"lmcodec {__version__}")
@@ -376,6 +484,8 @@ def build_parser() -> argparse.ArgumentParser:
         _add_coding_options(command)
         command.add_argument("--coarse", type=int, help="coarse levels to send")
         command.set_defaults(handler=handler)
+
+    _add_transport_commands(commands)
 
     for name, module, help_text in FORWARDED:
         forward = commands.add_parser(name, help=help_text, add_help=False)
