@@ -417,7 +417,6 @@ class StreamReceiver:
         self.start: StreamStart | None = None
         self.end: StreamEnd | None = None
         self.start_copies: set[int] = set()
-        self.end_copies: set[int] = set()
         self.bytes_received = self.datagrams_received = self.strays = self.foreign = 0
         self.stale = 0  # datagrams that arrived before the receiver was ready, dropped
         self.first_arrival: float | None = None
@@ -426,6 +425,7 @@ class StreamReceiver:
         self._early: list[tuple[bytes, float]] = []  # audio before the description
         self._arrivals: dict[int, float] = {}  # packet → arrival, for those held in time
         self._chunks: list[_Chunk] = []
+        self._packets = 0  # the stream's length in packets without an end datagram
         self._done = False
 
     # ------------------------------------------------------------------ datagrams in
@@ -468,7 +468,6 @@ class StreamReceiver:
             self.foreign += 1
             return
         self.end = end
-        self.end_copies.add(end.copy)
         if self.buffer is not None:
             self.buffer.end(end.packets)
 
@@ -508,9 +507,13 @@ class StreamReceiver:
             self._chunks.append(_Chunk(first, samples, deadline, handed))
 
     def end_by_silence(self) -> None:
-        """No end datagram came: the stream ends with the last packet placed."""
+        """No end datagram came: the stream ends with the last packet placed. The packets given up as lost after it
+        while the receiver waited were never sent: they leave the report and the audio."""
         self.ended_by_silence = True
-        self.buffer.end(max(self.buffer.highest_number + 1, self.buffer.next_number))
+        packets = self.buffer.highest_number + 1
+        self.decoder.report.packets_lost -= max(self.buffer.next_number - packets, 0)
+        self.buffer.end(max(packets, self.buffer.next_number))
+        self._packets = packets
 
     @property
     def finished(self) -> bool:
@@ -518,18 +521,17 @@ class StreamReceiver:
 
     def audio(self) -> np.ndarray:
         """float32 `[samples]` at the model rate: as long as the end datagram says (else whole packets)."""
-        audio = np.concatenate([chunk.samples for chunk in self._chunks]) if self._chunks else np.zeros(0, np.float32)
-        if self.end is not None:
-            audio = np.concatenate([audio, np.zeros(max(self.end.samples - len(audio), 0), np.float32)])
-            audio = audio[: self.end.samples]
-        return audio
+        audio = np.concatenate([chunk.samples for chunk in self._chunks] or [np.zeros(0, np.float32)])
+        samples = self.end.samples if self.end is not None else round(self._packets * self.packet_seconds *
+                                                                        self.decoder.backend.settings.sampling_rate)
+        return np.concatenate([audio, np.zeros(max(samples - len(audio), 0), np.float32)])[:samples]
 
     @property
     def seconds(self) -> float:
-        settings = self.decoder.backend.settings
-        samples = self.end.samples if self.end is not None else self.buffer.next_number * self.packet_seconds * \
-            settings.sampling_rate
-        return samples / settings.sampling_rate
+        """The stream's duration: from the end datagram, else its whole packets."""
+        if self.end is not None:
+            return self.end.samples / self.decoder.backend.settings.sampling_rate
+        return self._packets * self.packet_seconds
 
     def latency(self) -> Latency:
         """Capture → output figures for the last sample of each packet decoded in time (see `Latency`)."""
@@ -574,24 +576,28 @@ class StreamReceiver:
                 f"end), {received} (+ {headers:.2f} kbps of IPv4/UDP headers)")
 
     def describe_control(self) -> str:
+        """How many description copies arrived, and whether an end datagram did (the receiver stops at the first)."""
         copies = self.start.copies if self.start is not None else CONTROL_COPIES
-        end = f"{len(self.end_copies)} of {self.end.copies}" if self.end is not None else "none"
-        return f"description copies received {len(self.start_copies)} of {copies}, end datagrams {end}"
+        end = "end datagram received" if self.end is not None else "no end datagram"
+        return f"description copies received {len(self.start_copies)} of {copies}, {end}"
 
 
 def receive_stream(receiver: StreamReceiver, sock: socket.socket, timeout: float, clock=time.monotonic,
-                   where: str = "") -> StreamReceiver:
+                   where: str = "", on_ready=None) -> StreamReceiver:
     """Run `receiver` on `sock` until its stream is played out; one-line errors when nothing arrives within `timeout`
-    seconds or the description never does. Returns `receiver`."""
+    seconds or the description never does. `on_ready()`, if given, is called once the loop listens (what queued on
+    the socket before is dropped: its arrival times are unknown). Returns `receiver`."""
     sock.setblocking(False)
     receiver.stale += _discard_queued(sock)
     started = clock()
+    if on_ready is not None:
+        on_ready()
     with selectors.DefaultSelector() as selector:
         selector.register(sock, selectors.EVENT_READ)
         while not receiver.finished:
             now = clock()
-            wake = min(value for value in (receiver.next_wakeup(), _give_up_at(receiver, started, timeout))
-                       if value is not None)  # one of them is set until the stream is played out
+            wake = min((value for value in (receiver.next_wakeup(), _give_up_at(receiver, started, timeout))
+                        if value is not None), default=now)  # neither: the end is known and due now
             if selector.select(max(wake - now, 0.0)):
                 _read_all(sock, receiver, clock)
             now = clock()
