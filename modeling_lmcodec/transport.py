@@ -313,53 +313,74 @@ def count_packets(samples: int, hop_length: int, packet_frames: int) -> int:
     return -(-frames // packet_frames)
 
 
+class _LiveSource:
+    """One stream leaving an outbox as a live source sends it: each packet encoded and sent once its last sample is
+    captured (sample i at t0 + i / rate), the start datagrams before the first packets, the end ones after the last."""
+
+    def __init__(self, encoder: DatagramEncoder, outbox: _Outbox, clock, sleep):
+        self.encoder, self.outbox, self.clock, self.sleep = encoder, outbox, clock, sleep
+        settings = encoder.backend.settings
+        self.rate, self.chunk = settings.sampling_rate, encoder.packet_frames * settings.hop_length
+        self.description, self.stream_id = encoder.description(), secrets.randbits(32)
+        self.sent = 0  # packets
+        self.late = 0.0  # the latest a packet left after its last sample was captured, s
+
+    def run(self, audio: np.ndarray) -> None:
+        self.start_time, self.start_wall = self.clock(), time.time_ns()
+        for first in range(0, len(audio), self.chunk):
+            self._capture(audio, first)
+        for copy in range(self.sent, CONTROL_COPIES):  # a stream shorter than the copies
+            self._start_copy(copy)
+        self._end(len(audio))
+        self.outbox.drain(self.sleep)
+
+    def _capture(self, audio: np.ndarray, first: int) -> None:
+        last = min(first + self.chunk, len(audio)) - 1
+        captured = self.start_time + last / self.rate
+        self.outbox.wait_until(captured, self.sleep)
+        ready = self.encoder.push(audio[first : last + 1])
+        ready += self.encoder.flush() if last == len(audio) - 1 else []
+        for packet in ready:
+            if self.sent < CONTROL_COPIES:
+                self._start_copy(self.sent)
+            self.outbox.send(packet, "packet", self.sent)
+            self.sent += 1
+        if ready:
+            self.late = max(self.late, self.clock() - captured)
+
+    def _start_copy(self, copy: int) -> None:
+        start = StreamStart(self.stream_id, copy, CONTROL_COPIES, self.sent, self.start_wall, self.description)
+        self.outbox.send(start.to_bytes(), "start", copy)
+
+    def _end(self, samples: int) -> None:
+        """The end datagrams, one packet duration apart."""
+        bytes_before = self.outbox.packet_bytes + self.outbox.control_bytes
+        for copy in range(CONTROL_COPIES):
+            if copy:
+                self.outbox.wait_until(self.clock() + self.chunk / self.rate, self.sleep)
+            end = StreamEnd(self.stream_id, copy, CONTROL_COPIES, self.sent, samples, bytes_before)
+            self.outbox.send(end.to_bytes(), "end", copy)
+
+
 def send_stream(codec, audio: np.ndarray, destination: tuple[str, int], packet_frames: int = DEFAULT_PACKET_FRAMES,
                 injector: LossInjector | None = None, clock=time.monotonic, sleep=time.sleep) -> SendReport:
-    """Send mono float32 `audio` `[T]` at the model's rate to `destination` (host, port) in real time: one packet
-    as soon as its last sample would be captured by a live source, the description before the first packets and the
-    end after the last (see the module docstring)."""
+    """Send mono float32 `audio` `[T]` at the model's rate to `destination` (host, port) in real time, as a live
+    source would (see the module docstring), through `injector` if given."""
     encoder = DatagramEncoder(codec, packet_frames)
     settings = encoder.backend.settings
-    rate, chunk = settings.sampling_rate, packet_frames * settings.hop_length
     audio = np.asarray(audio, dtype=np.float32)
     if audio.ndim != 1 or len(audio) == 0:
         raise LMCodecError(f"send_stream takes mono audio [samples] with at least one sample, got {audio.shape}.")
-    packets = count_packets(len(audio), settings.hop_length, packet_frames)
     if injector is not None:
-        injector.plan(packets)
+        injector.plan(count_packets(len(audio), settings.hop_length, packet_frames))
     family, address = resolve(*destination)
     warm_up(codec, packet_frames)
-    description, stream_id = encoder.description(), secrets.randbits(32)
     with socket.socket(family, socket.SOCK_DGRAM) as sock:
         outbox = _Outbox(sock, address, injector, clock, f"{destination[0]}:{destination[1]}")
-        start_time, start_wall = clock(), time.time_ns()
-        sent, late = 0, 0.0
-
-        def start_copy(copy: int) -> None:
-            start = StreamStart(stream_id, copy, CONTROL_COPIES, sent, start_wall, description)
-            outbox.send(start.to_bytes(), "start", copy)
-
-        for first in range(0, len(audio), chunk):
-            piece = audio[first : first + chunk]
-            captured = start_time + (first + len(piece) - 1) / rate
-            outbox.wait_until(captured, sleep)
-            ready = encoder.push(piece) + (encoder.flush() if first + chunk >= len(audio) else [])
-            for packet in ready:
-                if sent < CONTROL_COPIES:
-                    start_copy(sent)
-                outbox.send(packet, "packet", sent)
-                sent += 1
-            late = max(late, clock() - captured) if ready else late
-        for copy in range(sent, CONTROL_COPIES):  # a stream shorter than the copies
-            start_copy(copy)
-        bytes_before = outbox.packet_bytes + outbox.control_bytes
-        for copy in range(CONTROL_COPIES):
-            if copy:
-                outbox.wait_until(clock() + chunk / rate, sleep)
-            outbox.send(StreamEnd(stream_id, copy, CONTROL_COPIES, sent, len(audio), bytes_before).to_bytes(), "end")
-        outbox.drain(sleep)
-    return SendReport(sent, len(audio) / rate, outbox.packet_bytes, outbox.control_bytes, outbox.control_datagrams,
-                      late, injector.log if injector is not None else None)
+        source = _LiveSource(encoder, outbox, clock, sleep)
+        source.run(audio)
+    return SendReport(source.sent, len(audio) / settings.sampling_rate, outbox.packet_bytes, outbox.control_bytes,
+                      outbox.control_datagrams, source.late, injector.log if injector is not None else None)
 
 
 # ---------------------------------------------------------------------------------------------------- receiver
@@ -572,14 +593,16 @@ class StreamReceiver:
                    "IPv4/UDP headers); bytes sent unknown (no end datagram)"
         end_bytes = self.end.copies * len(self.end.to_bytes())
         sent = self.end.bytes_before + end_bytes
-        return (f"sent {sent} B = {8 * sent / seconds / 1000:.3f} kbps (every datagram's payload: description, packets, "
-                f"end), {received} (+ {headers:.2f} kbps of IPv4/UDP headers)")
+        return (f"sent {sent} B = {8 * sent / seconds / 1000:.3f} kbps (every datagram's payload: description, "
+                f"packets, end), {received} (+ {headers:.2f} kbps of IPv4/UDP headers)")
 
     def describe_control(self) -> str:
         """How many description copies arrived, and whether an end datagram did (the receiver stops at the first)."""
         copies = self.start.copies if self.start is not None else CONTROL_COPIES
         end = "end datagram received" if self.end is not None else "no end datagram"
-        return f"description copies received {len(self.start_copies)} of {copies}, {end}"
+        ignored = self.strays + self.foreign
+        ignored = f", {ignored} datagrams from outside the stream ignored" if ignored else ""
+        return f"description copies received {len(self.start_copies)} of {copies}, {end}{ignored}"
 
 
 def receive_stream(receiver: StreamReceiver, sock: socket.socket, timeout: float, clock=time.monotonic,

@@ -278,6 +278,41 @@ def test_a_description_that_never_arrives_is_a_one_line_error(model):
     assert "datagrams arrived but none of the 3 copies of the stream description" in str(failure)
 
 
+def test_the_receiver_on_injected_times_counts_and_times_exactly(model):
+    """No sockets, no real time: packets arriving 5 ms after their last sample is captured, one lost, one overtaken,
+    the first two before the only description copy; decoding takes no time on this clock and the golden model's
+    decoder holds nothing back. So every packet's last sample is handed out exactly 5 + 80 ms after its capture, and
+    the audio is that of the offline simulation."""
+    audio = speech_like(1.0, seed=6)
+    description, packets = offline_packets(model, audio)
+    start = lambda copy, before: StreamStart(7, copy, 3, before, 0, description).to_bytes()  # noqa: E731
+    arrivals = [((n + 1) * 640 - 1) / 16000 + 0.005 for n in range(len(packets))]
+    events = [(arrivals[n], packet) for n, packet in enumerate(packets) if n != 9]  # 9 lost
+    events[12] = (arrivals[13] + 0.060, packets[13])  # 13 overtaken by 14: 60 ms late, of 80
+    events += [(arrivals[2], start(2, 2)), (arrivals[24] + 0.001, StreamEnd(7, 0, 3, 25, 16000, 0).to_bytes())]
+    receiver, now = StreamReceiver(model, DELAY, wall_offset=0.0), [0.0]
+    for moment, data in sorted(events, key=lambda event: event[0]):
+        while receiver.next_wakeup() is not None and receiver.next_wakeup() <= moment:
+            now[0] = receiver.next_wakeup()
+            receiver.play(now[0], lambda: now[0])
+        receiver.datagram(data, moment)
+    while not receiver.finished:
+        now[0] = receiver.next_wakeup() or now[0]
+        receiver.play(now[0], lambda: now[0])
+    report = receiver.decoder.report
+    assert (report.packets_received, report.packets_lost, report.packets_late) == (24, 1, 0)
+    lost = np.arange(len(packets)) == 9
+    np.testing.assert_array_equal(receiver.audio(), send_through_loss(model, description, packets, lost).audio)
+    latency = receiver.latency()
+    overtaken = np.arange(24) == 12  # the 13th packet received is packet 13
+    np.testing.assert_allclose(latency.total, 0.085, atol=1e-9)
+    np.testing.assert_allclose(latency.arrival, np.where(overtaken, 0.065, 0.005), atol=1e-9)
+    np.testing.assert_allclose(latency.jitter_buffer, np.where(overtaken, 0.020, 0.080), atol=1e-9)
+    assert not latency.output_delay.any() and not latency.decoding.any()
+    np.testing.assert_allclose(latency.played, 0.085 + 639 / 16000, atol=1e-9)  # at the end of its 40 ms chunk
+    assert receiver.describe_control() == "description copies received 1 of 3, end datagram received"
+
+
 # ---------------------------------------------------------------------------------------------------- command line
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
