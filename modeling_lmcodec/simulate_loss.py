@@ -24,6 +24,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--burst", type=float, default=1.0, help="mean length of a loss burst, in packets (default 1)")
     parser.add_argument("--packet-ms", type=int, default=40, choices=PACKET_MILLISECONDS,
                         help="packet duration in ms (default 40)")
+    parser.add_argument("--sync-ms", type=int, default=240,
+                        help="the entropy LM's context resets every this many ms, a multiple of --packet-ms (default "
+                             "240): after a loss, received audio decodes again within this minus one packet; shorter "
+                             "costs a few per cent more bits")
     parser.add_argument("--seed", type=int, default=0, help="seed of the loss pattern and of sampled concealment")
     parser.add_argument("--conceal", choices=CONCEALMENTS, default=DEFAULT_CONCEALMENT,
                         help=f"how lost frames are filled (default {DEFAULT_CONCEALMENT}): the entropy LM's "
@@ -56,8 +60,12 @@ def run(args) -> int:
     audio, rate = read_audio_file(args.input)
     codec, weights = open_codec(args.model, args.backend, args.threads)
     settings = codec.settings
-    packet_frames = args.packet_ms * settings.frame_rate // 1000
-    encoder = DatagramEncoder(codec, packet_frames=int(packet_frames), sampling_rate=rate,
+    packet_frames = int(args.packet_ms * settings.frame_rate // 1000)
+    sync_frames = args.sync_ms * settings.frame_rate / 1000
+    if sync_frames != int(sync_frames) or int(sync_frames) % packet_frames or sync_frames <= 0:
+        raise LMCodecError(f"--sync-ms must be a positive multiple of --packet-ms ({args.packet_ms}), got "
+                           f"{args.sync_ms}.")
+    encoder = DatagramEncoder(codec, packet_frames=packet_frames, sync_frames=int(sync_frames), sampling_rate=rate,
                               num_coarse_quantizers=args.coarse)
     packets = encoder.push(audio) + encoder.flush()
     lost = gilbert_elliott(len(packets), args.loss_rate, args.burst, args.seed)
@@ -68,7 +76,8 @@ def run(args) -> int:
     bursts = burst_lengths(lost)
     concealment = f"{args.conceal} ({args.prediction})" if args.conceal == "lm" else args.conceal
     print(f"weights   {weights}")
-    print(f"sent      {received.packets_sent} packets of {args.packet_ms} ms, {encoder.num_coarse} coarse levels: "
+    print(f"sent      {received.packets_sent} packets of {args.packet_ms} ms, {encoder.num_coarse} coarse levels, "
+          f"context reset every {args.sync_ms} ms: "
           f"{received.kbps:.3f} kbps with every byte ({received.bytes_sent} bytes: the {len(encoder.description())}-"
           f"byte description and the packets)")
     print(f"lost      {received.packets_lost} packets, {100 * received.loss_fraction:.1f} % (Gilbert-Elliott: rate "
