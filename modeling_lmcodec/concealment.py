@@ -31,7 +31,7 @@ CONCEALMENTS = (LM, REPEAT, SILENCE)
 DEFAULT_CONCEALMENT = LM
 PREDICTIONS = ("expected", "greedy", "sample")
 DEFAULT_PREDICTION = "expected"
-DEFAULT_TEMPERATURE = 0.7
+DEFAULT_TEMPERATURE = 1.0
 DEFAULT_CONTEXT_FRAMES = 50
 """The LM conditions its prediction on the last second played."""
 
@@ -61,6 +61,16 @@ def ramp(samples: np.ndarray, start_gain: float, end_gain: float) -> np.ndarray:
         return samples
     gains = np.linspace(start_gain, end_gain, len(samples) + 1, dtype=np.float64)[1:]
     return (samples * gains).astype(np.float32)
+
+
+def sharpened(frequencies: np.ndarray, temperature: float) -> np.ndarray:
+    """The distribution p ∝ f^(1 / temperature) of an integer frequency table `[K]` (float64, sums to 1)."""
+    table = np.asarray(frequencies, dtype=np.float64)
+    if temperature == 1.0:
+        return table / table.sum()
+    logits = np.log(np.maximum(table, 1.0)) / temperature
+    weights = np.exp(logits - logits.max())
+    return weights / weights.sum()
 
 
 def choose_code(frequencies: np.ndarray, temperature: float, rng: np.random.Generator | None) -> int:
@@ -133,7 +143,7 @@ class Concealer:
                 frequencies = model.level_frequencies(conditioned, level)
                 codes[index, level] = choose_code(frequencies, self.temperature, rng)
                 if expected:
-                    latent[index] += (frequencies[0] / frequencies[0].sum()) @ self.codebooks[level]
+                    latent[index] += sharpened(frequencies[0], self.temperature) @ self.codebooks[level]
                 if level + 1 < self.num_coarse:
                     conditioned = model.condition(conditioned, level, codes[index, level : level + 1])
             model.finish_frame(self._state, codes[index])
