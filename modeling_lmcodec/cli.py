@@ -244,8 +244,9 @@ def run_receive(args) -> int:
         receive_stream(receiver, sock, args.timeout, where=where)
     rate = receiver.decoder.backend.settings.sampling_rate
     write_audio(args.output, receiver.audio(), rate)
-    print(f"{args.output}: {receiver.seconds:.2f} s at {rate} Hz; {receiver.decoder.report.describe()}; "
-          f"{receiver.describe_control()}; {receiver.describe_rate()}; {receiver.latency().describe()}")
+    print(f"{args.output}: {receiver.seconds:.2f} s at {rate} Hz; {receiver.decoder.report.describe()}, concealed "
+          f"with {receiver.decoder.concealment}; {receiver.describe_control()}; {receiver.describe_rate()}; "
+          f"{receiver.latency().describe()}")
     if receiver.ended_by_silence:
         print("lmcodec: warning: no end-of-stream datagram arrived, so the stream was taken as ended after its last "
               "packet received: packets lost at its very end are not counted and its length is whole packets",
@@ -423,8 +424,8 @@ def _add_transport_commands(commands) -> None:
                          help="address to listen on (default 127.0.0.1; 0.0.0.0 for every interface)")
     receive.add_argument("--jitter-ms", type=float, default=80.0,
                          help="playout delay: how long a packet is awaited after its expected arrival (default 80)")
-    receive.add_argument("--conceal", choices=ChoicesOf("lmcodec.datagram", "CONCEALMENTS"), default="silence",
-                         metavar="KIND", help="how lost packets are filled: %(choices)s (default %(default)s)")
+    receive.add_argument("--conceal", choices=ChoicesOf("lmcodec.datagram", "CONCEALMENTS"), metavar="KIND",
+                         help="how lost packets are filled: %(choices)s (default: DatagramDecoder's)")
     receive.add_argument("--fine-decoding", choices=FINE_DECODINGS,
                          help="how to fill in the levels that were not sent (default: the checkpoint's)")
     receive.add_argument("--timeout", type=float, default=30.0,

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .datagram import DEFAULT_PACKET_FRAMES, SILENCE, DatagramDecoder, DatagramEncoder
+from .datagram import DEFAULT_PACKET_FRAMES, DatagramDecoder, DatagramEncoder
 from .errors import LMCodecError
 from .jitter_buffer import DEFAULT_PLAYOUT_DELAY, JitterBuffer
 from .packet_loss import check_loss_parameters, gilbert_elliott
@@ -427,9 +427,10 @@ class StreamReceiver:
     `play(now, clock)` at the jitter buffer's deadlines (`next_wakeup()`), until `finished`; then `audio()`,
     `latency()`, `decoder.report`."""
 
-    def __init__(self, codec, playout_delay: float = DEFAULT_PLAYOUT_DELAY, concealment: str = SILENCE,
+    def __init__(self, codec, playout_delay: float = DEFAULT_PLAYOUT_DELAY, concealment: str | None = None,
                  fine_decoding: str | None = None, wall_offset: float | None = None):
-        """`wall_offset`: wall clock minus the receiver's clock (default: measured now against time.monotonic)."""
+        """`concealment`: one of `lmcodec.datagram.CONCEALMENTS` (None: the decoder's default). `wall_offset`: wall
+        clock minus the receiver's clock (default: measured now against time.monotonic)."""
         self.codec, self.playout_delay = codec, playout_delay
         self.concealment, self.fine_decoding = concealment, fine_decoding
         self.wall_offset = time.time() - time.monotonic() if wall_offset is None else wall_offset
@@ -467,8 +468,8 @@ class StreamReceiver:
 
     def _on_start(self, start: StreamStart, arrival: float) -> None:
         if self.start is None:
-            self.decoder = DatagramDecoder(self.codec, start.description, fine_decoding=self.fine_decoding,
-                                           concealment=self.concealment)
+            options = {} if self.concealment is None else {"concealment": self.concealment}
+            self.decoder = DatagramDecoder(self.codec, start.description, fine_decoding=self.fine_decoding, **options)
             info, settings = self.decoder.description_info, self.decoder.backend.settings
             self.packet_seconds = info.packet_length_frames * settings.hop_length / settings.sampling_rate
             self.buffer = JitterBuffer(self.packet_seconds, info.sequence_modulus, self.playout_delay)

@@ -14,7 +14,7 @@ import soundfile as sf
 import lmcodec
 from lmcodec import transport
 from lmcodec.cli import main
-from lmcodec.datagram import DatagramEncoder
+from lmcodec.datagram import CONCEALMENTS, DatagramEncoder
 from lmcodec.jitter_buffer import JitterBuffer
 from lmcodec.packet_loss import gilbert_elliott, send_through_loss
 from lmcodec.transport import (
@@ -332,7 +332,8 @@ def test_send_and_receive_commands(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(transport, "receive_stream", receive_when_ready)
     port = str(free_port())
     thread = threading.Thread(target=lambda: codes.setdefault("receive", main(
-        ["receive", "--port", port, str(out), "--model", str(GOLDEN_DIR), "--timeout", "20", "--jitter-ms", "150"])))
+        ["receive", "--port", port, str(out), "--model", str(GOLDEN_DIR), "--timeout", "20", "--jitter-ms", "150",
+         "--conceal", CONCEALMENTS[-1]])))
     thread.start()
     assert ready.wait(60)
     codes["send"] = main(["send", str(source), "--to", f"127.0.0.1:{port}", "--model", str(GOLDEN_DIR),
@@ -343,6 +344,7 @@ def test_send_and_receive_commands(tmp_path, capsys, monkeypatch):
     dropped = int(gilbert_elliott(30, 0.1, 2.0, 1).sum())
     assert dropped and f"injected: {dropped} of 30 packets dropped" in printed
     assert f"; {dropped} lost (" in printed and "0 late and 0 duplicate packets dropped" in printed
+    assert f"concealed with {CONCEALMENTS[-1]};" in printed
     assert "latency capture → handed to the output" in printed and "kbps (every datagram's payload" in printed
     assert sf.info(out).frames == len(audio) and sf.info(out).samplerate == 16000
 
@@ -373,4 +375,5 @@ def test_bad_transport_inputs_are_one_line_errors(tmp_path, capsys):
     assert not (tmp_path / "out.wav").exists()
     with pytest.raises(SystemExit):
         main(["receive", "--port", port, out, "--conceal", "nothing"])
-    assert "invalid choice: 'nothing' (choose from 'silence'" in capsys.readouterr().err
+    error = capsys.readouterr().err  # the choices are the decoder's
+    assert "invalid choice: 'nothing' (choose from" in error and all(f"'{kind}'" in error for kind in CONCEALMENTS)
