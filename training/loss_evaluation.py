@@ -11,8 +11,10 @@ pattern's seed comes from the utterance's position and the condition alone (`los
 - LMCodec Nc=3 in datagram mode (the checkpoint's ONNX runtime), once per concealment in
   `lmcodec.datagram.CONCEALMENTS`; each utterance is encoded once and its packets reused for every condition.
 - Opus at 6 and 8 kbps (libopus, `packet_codecs`): with its own concealment (PLC), and with in-band FEC (the encoder
-  told the condition's loss rate; a lost packet is decoded from the next packet when that one arrives). Whether FEC
-  changed anything is checked on every lost pattern: the same packets are also decoded without it.
+  told the condition's loss rate; a lost packet is decoded from the next packet when that one arrives). Whether
+  libopus coded FEC at all is counted (packets whose SILK header sets the LBRR flag), and every FEC output is
+  compared with concealing the same packets without it; a 24 kbps run, where libopus 1.3 does code FEC, is the
+  control.
 - Codec2 1300, lost frames zeroed or repeated (`packet_codecs`).
 
 kbps counts every byte of every packet (and LMCodec's stream description, sent once); no RTP / UDP headers. Each
@@ -172,14 +174,11 @@ def codec2_systems() -> list[LossySystem]:
 
 def build_systems(codec) -> tuple[list[LossySystem], list[str]]:
     """(every system that can run here, one line per reference codec that cannot)."""
-    from .packet_codecs import libopus
-
     systems, missing = lmcodec_systems(codec), []
-    try:
-        libopus()
+    if opus_available():
         systems += opus_systems()
-    except LMCodecError as error:
-        missing.append(f"Opus skipped: {error}")
+    else:
+        missing.append("Opus skipped: libopus not found (apt-get install libopus0)")
     found, absent = find_reference_codecs(["codec2"])
     systems += codec2_systems() if found else []
     return systems, missing + absent
@@ -326,10 +325,6 @@ def mean_table(records: list[dict], systems: list[LossySystem], key: str) -> lis
     return lines + [""]
 
 
-def difference_line(label: str, difference: tuple | None, key: str) -> str:
-    return f"| {label} | {paired_cell(difference, key, extra_digits=1)} |"
-
-
 def lmcodec_pairs(slugs: list[str]) -> list[tuple[str, str]]:
     """Each LMCodec concealment against each one listed before it (`CONCEALMENTS` order: simplest first)."""
     return [(later, earlier) for position, later in enumerate(slugs) for earlier in slugs[:position]]
@@ -413,12 +408,12 @@ def timing_lines(records: list[dict], systems: list[LossySystem], data_seconds: 
     one output; and the whole run projected onto every file of DATA."""
     audio_seconds = sum(record["seconds"] for record in records)
     lines = ["### Time (one thread, seconds per utterance)", "",
-             f"Mean over {len(records)} utterances ({audio_seconds / len(records):.1f} s of audio each). Send: encoding "
-             "(every transmission the conditions need); per condition: receiving; score: PESQ, STOI and DNSMOS of one "
-             "output.", "",
+             f"Mean over {len(records)} utterances ({audio_seconds / len(records):.1f} s of audio each). Send: "
+             "encoding (every transmission the conditions need); per condition: receiving; score: PESQ, STOI and "
+             "DNSMOS of one output.", "",
              "| system | send | " + " | ".join(c.label for c in CONDITIONS) + " | score |",
              "|" + "---|" * (len(CONDITIONS) + 3)]
-    total = 0.0
+    total = sum(seconds for record in records for seconds in record["send_seconds"].values())
     for system in systems:
         sendings = {system.sending(condition) for condition in CONDITIONS}
         send = sum(record["send_seconds"].get(sending, 0.0) for record in records for sending in sendings)
@@ -426,7 +421,7 @@ def timing_lines(records: list[dict], systems: list[LossySystem], data_seconds: 
                    for condition in CONDITIONS]
         receive = [sum(entry["receive_seconds"] for entry in column if entry) for column in entries]
         scoring = sum(entry["score_seconds"] for column in entries for entry in column if entry)
-        total += send + sum(receive) + scoring
+        total += sum(receive) + scoring
         cells = [f"{seconds / len(records):.2f}" for seconds in (send, *receive)]
         lines.append(f"| {system.name} | " + " | ".join(cells) +
                      f" | {scoring / len(records) / len(CONDITIONS):.2f} |")
@@ -447,40 +442,46 @@ def summary_markdown(records: list[dict], systems: list[LossySystem], notes: lis
 
 
 # ---------------------------------------------------------------------------------------------------- the plot
-FAMILY_COLORS = {"lmcodec": ("#1f5fbf", "#7aa6e0", "#0b2f66", "#4fa0bf"), "opus": ("#3a9a4a", "#8fd19a", "#1d5e28",
-                                                                                   "#b3d95b"),
-                 "codec2": ("#d9731a", "#f2b27a")}
-BURST_STYLES = {1: "-", 3: "--"}
+GROUP_COLORS = {"LMCodec": "#1f5fbf", "Opus 6": "#3a9a4a", "Opus 8": "#8fbf3a", "Codec2": "#d9731a"}
+VARIANT_LINES = ("-", "--", ":", "-.")
+
+
+def line_styles(systems: list[LossySystem]) -> dict[str, dict]:
+    """A colour per codec and rate (the name before the comma), a line style per variant (concealment, FEC)."""
+    styles, seen = {}, {}
+    for system in systems:
+        group = system.name.split(",")[0]
+        color = next((value for prefix, value in GROUP_COLORS.items() if group.startswith(prefix)), "#555555")
+        styles[system.slug] = dict(color=color, linestyle=VARIANT_LINES[seen.get(group, 0) % len(VARIANT_LINES)])
+        seen[group] = seen.get(group, 0) + 1
+    return styles
 
 
 def plot(records: list[dict], systems: list[LossySystem], path: Path) -> Path:
-    """Quality against the loss rate: one panel per metric, one line per system, solid for bursts of 1 and dashed
-    for bursts of 3 (both start from the same 0 % point)."""
+    """Quality against the loss rate: one column per metric, one row per mean burst length, one line per system."""
     from .report import pyplot
 
     plt = pyplot()
-    figure, axes = plt.subplots(1, len(METRICS), figsize=(5.2 * len(METRICS), 4.6), squeeze=False)
-    shown = {family: 0 for family in FAMILY_COLORS}
-    colors = {}
-    for system in systems:
-        colors[system.slug] = FAMILY_COLORS[system.family][shown[system.family] % len(FAMILY_COLORS[system.family])]
-        shown[system.family] += 1
-    for axis, key in zip(axes[0], METRICS):
-        for system in systems:
-            for burst in PLOTTED_BURSTS:
-                conditions = [Condition(rate, burst) if rate else NO_LOSS for rate in LOSS_RATES]
+    figure, axes = plt.subplots(len(PLOTTED_BURSTS), len(METRICS), figsize=(4.6 * len(METRICS),
+                                                                           3.4 * len(PLOTTED_BURSTS)), squeeze=False)
+    styles = line_styles(systems)
+    rates = [rate * 100 for rate in LOSS_RATES]
+    for row, burst in zip(axes, PLOTTED_BURSTS):
+        conditions = [Condition(rate, burst) if rate else NO_LOSS for rate in LOSS_RATES]
+        for axis, key in zip(row, METRICS):
+            for system in systems:
                 means = [mean_of(per_utterance(records, system.slug, condition, key)) for condition in conditions]
-                axis.plot([rate * 100 for rate in LOSS_RATES], [np.nan if m is None else m for m in means],
-                          color=colors[system.slug], linestyle=BURST_STYLES[burst], marker="o", markersize=3,
-                          label=system.name if burst == PLOTTED_BURSTS[0] else None)
-        axis.set_title(LABELS[key])
+                axis.plot(rates, [np.nan if value is None else value for value in means], marker="o", markersize=3,
+                          label=system.name, **styles[system.slug])
+            axis.set_title(f"{LABELS[key]}, mean burst {burst} packet{'s' if burst > 1 else ''}", fontsize=10)
+            axis.set_xticks(rates)
+            axis.grid(alpha=0.3)
+    for axis in axes[-1]:
         axis.set_xlabel("packet loss (%)")
-        axis.set_xticks([rate * 100 for rate in LOSS_RATES])
-        axis.grid(alpha=0.3)
-    axes[0][0].legend(fontsize=7, loc="lower left")
-    figure.suptitle(f"Quality under packet loss, 40 ms packets, {len(records)} utterances "
-                    "(solid: mean burst 1 packet, dashed: 3)", fontsize=10)
-    figure.tight_layout()
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    figure.legend(handles, labels, loc="lower center", ncol=min(len(labels), 5), fontsize=8, frameon=False)
+    figure.suptitle(f"Quality under packet loss: 40 ms packets, mean of {len(records)} utterances", fontsize=11)
+    figure.tight_layout(rect=(0, 0.07 if len(labels) <= 5 else 0.11, 1, 1))
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=130)
     plt.close(figure)
@@ -517,13 +518,14 @@ def opus_available() -> bool:
         return False
 
 
-def notes(systems: list[LossySystem], missing: list[str], count: int, model: str) -> list[str]:
-    return [f"{count} utterances; 40 ms packets; conditions: Gilbert-Elliott loss at the rates shown with mean bursts B "
-            "(packets), the same losses for every system at each utterance and condition. Checkpoint: "
-            f"{model}, Nc={NUM_COARSE}, ONNX runtime. Opus: libopus {libopus_version() if opus_available() else '—'}, "
-            "16 kHz VOIP, hard CBR, 40 ms frames, no container; FEC runs told the condition's loss rate. Codec2 1300: "
-            "c2enc/c2dec at 8 kHz, one 7-byte frame per packet. kbps: every byte of every packet (LMCodec: and its "
-            "stream description, once); no RTP / UDP headers.", *(f"Not run: {line}." for line in missing)]
+def notes(missing: list[str], count: int, model: str) -> list[str]:
+    opus = libopus_version() if opus_available() else "—"
+    return [f"{count} utterances; 40 ms packets; Gilbert-Elliott losses at the rates shown with mean bursts B "
+            "(packets), the same losses for every system at each utterance and condition. LMCodec: "
+            f"{model}, Nc={NUM_COARSE}, ONNX runtime. Opus: {opus}, 16 kHz, VOIP, hard CBR, one 40 ms frame per "
+            "packet, no container; FEC runs tell the encoder the condition's loss rate. Codec2 1300: c2enc/c2dec at "
+            "8 kHz, one 7-byte frame per packet. kbps: every byte of every packet (LMCodec: and its stream "
+            "description, once); no RTP / UDP headers.", *(f"Not run: {line}." for line in missing)]
 
 
 def run(args) -> int:
@@ -547,9 +549,9 @@ def run(args) -> int:
         record_path = out / "utterances" / f"{index:04d}-{file.stem}.json"
         records.append(evaluate_utterance(record_path, file.stem, index, audio, systems, scorers, settings))
         print(f"{index + 1}/{len(files)} {file.name}: {time.perf_counter() - start:.1f} s", file=sys.stderr)
-    write_json(out / "results.json", summarize(records, systems))
-    text = summary_markdown(records, systems, notes(systems, missing, len(records), describe_source(args.model)),
-                            data_seconds)
+    lines = notes(missing, len(records), describe_source(args.model))
+    write_json(out / "results.json", {"settings": settings, "notes": lines, **summarize(records, systems)})
+    text = summary_markdown(records, systems, lines, data_seconds)
     (out / "summary.md").write_text(text + "\n", encoding="utf-8")
     figure = plot(records, systems, Path(args.plot) if args.plot else out / "loss_quality.png")
     print(text)
