@@ -19,8 +19,8 @@ from training import loss_evaluation as evaluation
 from training import packet_codecs as codecs
 from training.loss_evaluation import CONDITIONS, TARGET, Condition, loss_pattern, loss_seed
 
-SECONDS = 1.0
-PACKETS = 25  # of 40 ms in SECONDS
+SECONDS = 0.99  # not a whole number of packets
+PACKETS = 25  # of 40 ms in SECONDS, the last one completed with silence
 INDEX = 3
 
 

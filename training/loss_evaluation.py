@@ -202,7 +202,8 @@ def scored(scores: dict, position: int) -> dict:
 def fec_facts(sent: Sent, lost: np.ndarray, audio: np.ndarray) -> dict:
     """Did Opus code FEC: how many packets carry it (the LBRR flag), and whether decoding with it changed the output
     (against concealing the same packets without it; None without losses)."""
-    changed = bool(np.any(opus_receive(sent.packets, lost, False) != audio)) if lost.any() else None
+    concealed = fit_length(opus_receive(sent.packets, lost, False), len(audio))
+    changed = bool(np.any(concealed != audio)) if lost.any() else None
     return {"lbrr_packets": sum(map(opus_has_lbrr, sent.packets)), "fec_changed": changed}
 
 
