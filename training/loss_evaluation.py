@@ -284,6 +284,14 @@ def mean_of(values: list) -> float | None:
     return float(np.mean(valid)) if valid else None
 
 
+def overall_kbps(records: list[dict], slug: str) -> float | None:
+    """Every byte a system sent without loss over all the audio its packets hold (not a mean of per-utterance rates,
+    which short utterances would sway)."""
+    pairs = [(kbps, record["num_packets"]) for kbps, record in zip(per_utterance(records, slug, NO_LOSS, "kbps"),
+                                                                   records) if kbps is not None]
+    return sum(kbps * packets for kbps, packets in pairs) / sum(packets for _, packets in pairs) if pairs else None
+
+
 def paired(values: list, others: list, higher_is_better: bool = True) -> tuple | None:
     return paired_difference(as_row(values), as_row(others), "value", higher_is_better)
 
@@ -320,7 +328,7 @@ def mean_table(records: list[dict], systems: list[LossySystem], key: str) -> lis
     original = mean_of([record["original"][key] for record in records])
     lines.append(f"| Original | — | {cell(original, key)} |" + " |" * (len(CONDITIONS) - 1))
     for system in systems:
-        kbps = mean_of(per_utterance(records, system.slug, NO_LOSS, "kbps"))
+        kbps = overall_kbps(records, system.slug)
         cells = [cell(mean_of(per_utterance(records, system.slug, condition, key)), key) for condition in CONDITIONS]
         lines.append(f"| {system.name} | {cell(kbps, 'kbps')} | " + " | ".join(cells) + " |")
     return lines + [""]
@@ -433,8 +441,18 @@ def timing_lines(records: list[dict], systems: list[LossySystem], data_seconds: 
     return lines
 
 
+def description_note(records: list[dict]) -> list[str]:
+    """How much of LMCodec's kbps is its stream description (sent once per utterance, out of band)."""
+    description = records[0]["settings"].get("lmcodec_description") if records else None
+    if not description:
+        return []
+    size, seconds = len(description) // 2, sum(record["num_packets"] for record in records) * PACKET_SECONDS
+    return [f"LMCodec's kbps includes its {size}-byte stream description, once per utterance: "
+            f"{8 * size * len(records) / seconds / 1000:.3f} kbps of it over these utterances.", ""]
+
+
 def summary_markdown(records: list[dict], systems: list[LossySystem], notes: list[str], data_seconds: float) -> str:
-    lines = ["## Packet loss", "", *notes, ""]
+    lines = ["## Packet loss", "", *notes, "", *description_note(records)]
     for key in METRICS:
         lines += mean_table(records, systems, key)
     lines += paired_lines(records, systems) + fec_lines(records, systems)
