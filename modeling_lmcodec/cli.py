@@ -286,6 +286,8 @@ FORWARDED = (  # subcommands whose module parses its own arguments (imported onl
      "score LMCodec, its ablations, Codec2 and Opus on speech; writes a report"),
     ("compare", "lmcodec.training.compare",
      "paired differences between two evaluations (a new checkpoint against the default's)"),
+    ("simulate-loss", "lmcodec.simulate_loss",
+     "send a file as real-time datagram packets through simulated packet loss; write what is heard"),
     ("export-onnx", "lmcodec.onnx_export", "write a checkpoint's ONNX graphs for the runtime"),
     ("prepare-librilight", "lmcodec.training.prepare_librilight",
      "LibriLight-layout folder → Parquet shards for training"),

@@ -10,7 +10,8 @@ are missing and where the next reset segment starts. The layout is specified in 
 The receiver (`DatagramDecoder`) takes packets in arrival order (`push(packet) -> samples`), or is told a packet is
 lost (`lost(count)`, `push(None)`); it detects gaps, late and duplicated packets from the sequence field (or from a
 sequence number the transport knows, `push(packet, sequence_number=n)`), fills what is missing through `conceal`
-(silence for now: the hook where the entropy LM's prediction will go), and keeps a per-stream `DatagramReport`.
+(the entropy LM's prediction of the missing codes by default; see `concealment.py`), and keeps a per-stream
+`DatagramReport`.
 
 Like `compression.py`, this module needs only numpy (and constriction) and runs on either backend: the torch model
 or the ONNX runtime (see `compression.py` for the backend interface; the integer entropy model is the one the
@@ -25,6 +26,17 @@ import numpy as np
 
 from .bitstream import DATAGRAM_FORMAT_VERSION, DatagramDescription, as_numpy
 from .compression import CodingReport, _as_mono_float32, _resampler, as_backend, model_fingerprint
+from .concealment import (
+    CONCEALMENTS,
+    DEFAULT_CONCEALMENT,
+    DEFAULT_CONTEXT_FRAMES,
+    DEFAULT_PREDICTION,
+    DEFAULT_TEMPERATURE,
+    PREDICTIONS,
+    Concealer,
+    fade_gain,
+    ramp,
+)
 from .errors import LMCodecError
 from .fine_decoding import resolve_fine_decoding
 from .range_coding import NO_INTEGER_MODEL_HINT, DatagramCoder
@@ -40,12 +52,6 @@ DEFAULT_START_MIX = (216, 152, 120)
 uniform table the first frame of a segment mixes in. Tuned for the bundled checkpoint at Nc = 3 on 40 training files
 (LibriSpeech train-clean-100): its first frame without context costs 31.7 bits, 29.4 mixed. Any shares decode (the
 stream description carries them); these suit a model with the bundled one's overconfidence at position 0."""
-
-SILENCE = "silence"
-CONCEALMENTS = (SILENCE,)
-"""How lost and undecodable frames are filled. Only silence for now; the entropy LM's prediction goes in
-`DatagramDecoder.conceal`."""
-
 
 def default_start_mix(num_coarse: int) -> tuple[int, ...]:
     return tuple(DEFAULT_START_MIX[min(level, len(DEFAULT_START_MIX) - 1)] for level in range(num_coarse))
@@ -256,9 +262,17 @@ class DatagramDecoder:
     for packets known to be lost, `finish()` at the end. `report` counts received / lost / undecodable frames."""
 
     def __init__(self, codec, description, fine_decoding: str | None = None, seed: int | None = None,
-                 reorder_window: int | None = None, concealment: str = SILENCE):
+                 reorder_window: int | None = None, concealment: str = DEFAULT_CONCEALMENT,
+                 prediction: str = DEFAULT_PREDICTION, temperature: float = DEFAULT_TEMPERATURE,
+                 context_frames: int = DEFAULT_CONTEXT_FRAMES):
         """`codec`: an `LMCodecModel` or a runtime codec; `description`: the bytes of `DatagramEncoder.description()`
         (or the parsed `DatagramDescription`). `fine_decoding` and `seed` as for `decompress`.
+
+        `concealment`: how lost and undecodable frames are filled, one of `concealment.CONCEALMENTS`: "lm" (the
+        entropy LM's prediction from the last `context_frames` frames played: `prediction` "expected" decodes each
+        level's expected codebook vector, "greedy" the most probable codes, "sample" codes drawn at `temperature`
+        with `seed`), "repeat" (the last frame's codes) or "silence"; long gaps fade out after 120 ms
+        (`concealment.py`).
 
         `reorder_window`: without a sequence number from the transport, a packet whose sequence field places it 1 to
         `reorder_window` packets behind the next expected one is taken as late or duplicated (and dropped), any
@@ -281,8 +295,20 @@ class DatagramDecoder:
             raise LMCodecError(str(error)) from None
         if concealment not in CONCEALMENTS:
             raise LMCodecError(f"concealment must be one of {', '.join(CONCEALMENTS)}, got {concealment!r}.")
+        if prediction not in PREDICTIONS:
+            raise LMCodecError(f"prediction must be one of {', '.join(PREDICTIONS)}, got {prediction!r}.")
+        if isinstance(temperature, bool) or not (isinstance(temperature, (int, float)) and 0 < temperature <= 10):
+            raise LMCodecError(f"temperature must be a number above 0 and at most 10, got {temperature!r}.")
+        if isinstance(context_frames, bool) or not isinstance(context_frames, int) or context_frames < 1:
+            raise LMCodecError(f"context_frames must be a positive integer, got {context_frames!r}.")
         self.concealment = concealment
         self._seed = 0 if seed is None else seed
+        self._concealer = Concealer(concealment, self._coder.model, self.num_coarse,
+                                    self.backend.codebooks if concealment == "lm" else None, self._seed, prediction,
+                                    temperature, context_frames)
+        self._frames_played = 0  # frames of audio returned so far (received or concealed)
+        self._concealed_run = 0  # frames concealed since the last frame that arrived
+        self._gain = 1.0  # the output gain at the end of the last frame played (below 1 while a gap fades)
         window = max(1, info.sequence_modulus // 4) if reorder_window is None else reorder_window
         if not isinstance(window, int) or not 0 <= window < info.sequence_modulus:
             raise LMCodecError(f"reorder_window must be an integer from 0 to {info.sequence_modulus - 1}, "
@@ -418,19 +444,55 @@ class DatagramDecoder:
             return self.conceal(count * self.packet_frames) if count else np.zeros(0, dtype=np.float32)
 
     def conceal(self, frames: int) -> np.ndarray:
-        """Audio for `frames` frames that were lost or cannot be decoded: silence, after the samples the decoder still
-        held. This is the hook for concealment: the entropy LM's prediction of the missing codes (`self._state`
-        holds the received context while `self._context` is set) pushed through `self._receiver` so the waveform
-        continues; with silence the synthesis restarts at the next decoded packet."""
+        """Audio for `frames` frames that were lost or cannot be decoded (float32 `[frames * hop]`, plus what a
+        restarted decoder still held). The concealer's codes go through the running decoder, so the waveform
+        continues; after `concealment.HOLD_FRAMES` frames of a gap the output fades to silence, and once silent (or
+        with nothing to continue) the decoder restarts at the next frame that arrives."""
+        hop = self.backend.settings.hop_length
+        predicted = None
+        if self._receiver is not None and self._gain > 0:
+            predicted = self._concealer.predict(frames, self._frames_played)
+        if predicted is None:
+            return self._silence(frames)
+        codes, latent = predicted
+        gains = fade_gain(self._concealed_run + np.arange(1, frames + 1))
+        audible = int(np.count_nonzero(np.concatenate([[self._gain], gains[:-1]]) > 0))  # frames that start > 0
+        if latent is not None:
+            samples = self._receiver.push_latent(latent[:audible])
+        else:
+            samples = self._receiver.push(np.ascontiguousarray(codes[:audible].T))
+        starts = np.concatenate([[self._gain], gains[: audible - 1]])
+        samples = np.concatenate([ramp(samples[index * hop : (index + 1) * hop], starts[index], gains[index])
+                                  for index in range(audible)])
+        self._frames_played += audible
+        self._concealed_run += audible
+        self._gain = float(gains[audible - 1])
+        if audible == frames and self._gain > 0:
+            return samples
+        return np.concatenate([samples, self._silence(frames - audible)])
+
+    def _silence(self, frames: int) -> np.ndarray:
+        """`frames` frames of silence, after the samples the decoder still held (faded); the decoder restarts."""
         held = self._receiver.flush() if self._receiver is not None else np.zeros(0, dtype=np.float32)
+        held = (held * self._gain).astype(np.float32)
         self._receiver = None
+        self._concealer.forget()
+        self._frames_played += frames
+        self._concealed_run += frames
+        self._gain = 0.0
         return np.concatenate([held, np.zeros(frames * self.backend.settings.hop_length, dtype=np.float32)])
 
     def _synthesize(self, codes: np.ndarray, first_frame: int) -> np.ndarray:
+        """Audio of frames that arrived, codes `[P, Nc]`; fades back in over them after a gap."""
         if self._receiver is None:
             self._receiver = self.backend.receiver(self.num_coarse, self.backend.settings.sync_frames,
                                                    self.fine_decoding, self._seed, first_frame)
-        return self._receiver.push(np.ascontiguousarray(codes.T))
+        samples = ramp(self._receiver.push(np.ascontiguousarray(codes.T)), self._gain, 1.0)
+        self._concealer.observe(codes)
+        self._frames_played += codes.shape[0]
+        self._concealed_run = 0
+        self._gain = 1.0
+        return samples
 
     def finish(self) -> np.ndarray:
         """End of the stream: the samples the decoder still holds (its output delay)."""

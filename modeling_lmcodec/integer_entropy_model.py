@@ -419,13 +419,9 @@ class IntegerEntropyModel:
     def finish_frame(state: IntegerLMState, codes: np.ndarray) -> None:
         state.previous_codes = np.asarray(codes, dtype=np.int64)
 
-    def frequencies(self, state: IntegerLMState, codes: np.ndarray, num_coarse: int) -> np.ndarray:
-        """Teacher-forced: the frequencies `[M, Nc, K]` of M frames whose coarse codes `[M, Nc]` are known, all at
-        once, continuing `state` (equal, integer for integer, to M single steps)."""
-        codes = np.asarray(codes, dtype=np.int64)
+    def _teacher_forced(self, state: IntegerLMState, codes: np.ndarray, num_coarse: int) -> np.ndarray:
+        """Run the backbone over M frames of known codes `[M, Nc]` (continuing `state`) → conditioned `[M, W]`."""
         frames = codes.shape[0]
-        if frames == 0:
-            return np.zeros((0, num_coarse, self.codebook_size), dtype=np.int64)
         if state.frames + frames > self.positions:
             raise ValueError(f"{state.frames + frames} frames exceed the context of {self.positions} frames")
         first = np.zeros((1, num_coarse), dtype=np.int64) if state.previous_codes is None else \
@@ -433,7 +429,22 @@ class IntegerEntropyModel:
         previous = np.concatenate([first, codes[:-1]], axis=0)
         at_start = np.zeros(frames, dtype=bool)
         at_start[0] = state.previous_codes is None
-        conditioned = self._backbone(state, self._embeddings(previous, at_start, num_coarse, state.frames))
+        return self._backbone(state, self._embeddings(previous, at_start, num_coarse, state.frames))
+
+    def advance(self, state: IntegerLMState, codes: np.ndarray, num_coarse: int) -> None:
+        """Take M frames of known codes `[M, Nc]` into the context (as `frequencies` does, without the tables)."""
+        codes = np.asarray(codes, dtype=np.int64)
+        if codes.shape[0]:
+            self._teacher_forced(state, codes, num_coarse)
+            state.previous_codes = codes[-1].copy()
+
+    def frequencies(self, state: IntegerLMState, codes: np.ndarray, num_coarse: int) -> np.ndarray:
+        """Teacher-forced: the frequencies `[M, Nc, K]` of M frames whose coarse codes `[M, Nc]` are known, all at
+        once, continuing `state` (equal, integer for integer, to M single steps)."""
+        codes = np.asarray(codes, dtype=np.int64)
+        if codes.shape[0] == 0:
+            return np.zeros((0, num_coarse, self.codebook_size), dtype=np.int64)
+        conditioned = self._teacher_forced(state, codes, num_coarse)
         tables = []
         for level in range(num_coarse):
             tables.append(self.level_frequencies(conditioned, level))

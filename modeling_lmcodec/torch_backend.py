@@ -49,6 +49,11 @@ class TorchReceiver:
             return self._decoder.push_latent(self._fine.push_latent(codes)[1][0]).numpy()
         return self._decoder.push(self._fine.push(codes)[0]).numpy()
 
+    def push_latent(self, latent: np.ndarray) -> np.ndarray:
+        """A quantized latent `[f, D]` (e.g. a concealed frame's expected one) → samples `[f * hop]`; the fine levels'
+        context does not see these frames."""
+        return self._decoder.push_latent(torch.from_numpy(np.ascontiguousarray(latent, dtype=np.float32))).numpy()
+
     def flush(self) -> np.ndarray:
         return self._decoder.flush().cpu().numpy()
 
@@ -72,6 +77,11 @@ class TorchCodecBackend:
     @property
     def has_integer_entropy_model(self) -> bool:
         return self.model.integer_entropy_lm is not None
+
+    @property
+    def codebooks(self) -> np.ndarray:
+        """The quantizer's codebooks `[Nq, K, D]` float32."""
+        return self.model.quantizer.codebooks.detach().float().cpu().numpy()
 
     def sender(self, num_quantizers: int) -> TorchSender:
         return TorchSender(self.model, num_quantizers)

@@ -105,6 +105,14 @@ class RuntimeReceiver:
             latent = self.graphs.latent(coarse)
         else:
             latent = self._fine.push_latent(coarse)[1]
+        return self.push_latent(latent)
+
+    def push_latent(self, latent: np.ndarray) -> np.ndarray:
+        """A quantized latent `[f, D]` (e.g. a concealed frame's expected one) → samples `[f * hop]`; the fine levels'
+        context does not see these frames."""
+        latent = np.ascontiguousarray(latent, dtype=np.float32)
+        if latent.shape[0] == 0:
+            return np.zeros(0, dtype=np.float32)
         samples, self._state = self.decoder.run(latent, self._state)
         self._started = True
         if self._skip:
@@ -139,6 +147,11 @@ class RuntimeCodec:
     @property
     def has_integer_entropy_model(self) -> bool:
         return self._engine is not None
+
+    @property
+    def codebooks(self) -> np.ndarray:
+        """The quantizer's codebooks `[Nq, K, D]` float32."""
+        return self.graphs.codebooks
 
     def sender(self, num_quantizers: int) -> RuntimeSender:
         return RuntimeSender(self.graphs, num_quantizers)

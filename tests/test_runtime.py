@@ -16,6 +16,7 @@ pytest.importorskip("onnx")
 pytest.importorskip("onnxscript")
 
 import lmcodec  # noqa: E402
+import lmcodec.datagram  # noqa: E402
 import lmcodec.runtime  # noqa: E402
 from lmcodec.cli import main  # noqa: E402
 from lmcodec.onnx_export import export_onnx  # noqa: E402
@@ -54,7 +55,9 @@ def test_both_backends_write_the_same_bytes_and_read_each_others_streams(checkpo
                                    err_msg=decoding)
 
 
-def test_both_backends_write_the_same_datagrams_and_read_each_others(checkpoint, codec):
+@pytest.mark.parametrize("concealment", lmcodec.datagram.CONCEALMENTS)
+def test_both_backends_write_the_same_datagrams_and_read_each_others(checkpoint, codec, concealment):
+    """Including the concealed packet: the LM's expected latent goes through each backend's decoder alike."""
     model, _ = checkpoint
     audio = speech_like(1.3, 22050, seed=5)
     sent = {}
@@ -66,7 +69,7 @@ def test_both_backends_write_the_same_datagrams_and_read_each_others(checkpoint,
     description, packets = sent["torch"]
     heard = {}
     for name, backend in (("runtime", codec), ("torch", model)):
-        decoder = backend.datagram_decoder(description, fine_decoding="coarse-only")
+        decoder = backend.datagram_decoder(description, fine_decoding="coarse-only", concealment=concealment)
         heard[name] = np.concatenate([decoder.push(None if n == 5 else packet) for n, packet in enumerate(packets)]
                                      + [decoder.finish()])
         assert decoder.report.packets_lost == 1 and decoder.report.packets_undecodable == 0  # 6: a segment start
