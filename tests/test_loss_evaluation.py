@@ -156,6 +156,25 @@ def test_codec2_frames_are_7_bytes_per_40_ms_and_lost_ones_are_zeroed_or_repeate
 
 
 @needs_opus
+def test_opus_encoder_takes_the_settings():
+    encoder = codecs.opus_encoder(6, fec=True, loss_percent=10)
+    try:
+        assert [codecs.encoder_get(encoder, request) for request in (
+            codecs.OPUS_GET_BITRATE, codecs.OPUS_GET_VBR, codecs.OPUS_GET_INBAND_FEC,
+            codecs.OPUS_GET_PACKET_LOSS_PERC)] == [6000, 0, 1, 10]
+    finally:
+        codecs.libopus().opus_encoder_destroy(encoder)
+    assert codecs.opus_lookahead() > 0
+
+
+def test_lmcodec_concealments_are_compared_best_first(golden_model):
+    systems = {system.slug: system for system in evaluation.lmcodec_systems(golden_model)}
+    pairs = [(first.slug, second.slug) for first, second in evaluation.lmcodec_pairs(list(systems.values()))]
+    wanted = [("lmcodec-lm", "lmcodec-repeat"), ("lmcodec-lm", "lmcodec-silence"), ("lmcodec-repeat", "lmcodec-silence")]
+    assert pairs == [(first, second) for first, second in wanted if first in systems and second in systems]
+
+
+@needs_opus
 def test_opus_packets_are_cbr_40_ms_and_concealed_where_lost():
     audio = speech_like(SECONDS, seed=2)
     packets = codecs.opus_encode(audio, 6)

@@ -334,9 +334,18 @@ def mean_table(records: list[dict], systems: list[LossySystem], key: str) -> lis
     return lines + [""]
 
 
-def lmcodec_pairs(slugs: list[str]) -> list[tuple[str, str]]:
-    """Each LMCodec concealment against each one listed before it (`CONCEALMENTS` order: simplest first)."""
-    return [(later, earlier) for position, later in enumerate(slugs) for earlier in slugs[:position]]
+CONCEALMENT_ORDER = ("lm", "repeat", "silence")  # each is compared with (minus) those after it
+
+
+def lmcodec_pairs(systems: list[LossySystem]) -> list[tuple[LossySystem, LossySystem]]:
+    """LMCodec concealments paired for differences: (lm, repeat), (lm, silence), (repeat, silence); concealments
+    not in `CONCEALMENT_ORDER` come last, in their own order."""
+    def rank(system: LossySystem) -> int:
+        kind = system.slug.removeprefix("lmcodec-")
+        return CONCEALMENT_ORDER.index(kind) if kind in CONCEALMENT_ORDER else len(CONCEALMENT_ORDER)
+
+    ordered = sorted(systems, key=rank)
+    return [(first, second) for position, first in enumerate(ordered) for second in ordered[position + 1:]]
 
 
 def paired_lines(records: list[dict], systems: list[LossySystem]) -> list[str]:
@@ -350,8 +359,7 @@ def paired_lines(records: list[dict], systems: list[LossySystem]) -> list[str]:
     header = "| comparison | " + " | ".join(LABELS[key] for key in METRICS) + " |"
     lines += [header, "|" + "---|" * (len(METRICS) + 1)]
     pairs = [(mine, theirs) for mine in by_family["lmcodec"] for theirs in by_family["codec2"]]
-    named = {system.slug: system for system in by_family["lmcodec"]}
-    pairs += [(named[a], named[b]) for a, b in lmcodec_pairs(list(named))]
+    pairs += lmcodec_pairs(by_family["lmcodec"])
     for mine, theirs in pairs:
         cells = [paired_cell(paired(per_utterance(records, mine.slug, TARGET, key),
                                     per_utterance(records, theirs.slug, TARGET, key)), key, extra_digits=1)

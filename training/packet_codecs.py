@@ -46,8 +46,6 @@ OPUS_SET_PACKET_LOSS_PERC = 4014
 OPUS_GET_PACKET_LOSS_PERC = 4015
 OPUS_SET_SIGNAL = 4024
 OPUS_GET_LOOKAHEAD = 4027
-OPUS_BANDWIDTHS = {1101: "narrowband", 1102: "mediumband", 1103: "wideband", 1104: "super-wideband",
-                   1105: "fullband"}
 
 
 def packet_count(num_samples: int) -> int:
