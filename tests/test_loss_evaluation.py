@@ -24,14 +24,7 @@ PACKETS = 25  # of 40 ms in SECONDS, the last one completed with silence
 INDEX = 3
 
 
-def has_libopus() -> bool:
-    try:
-        codecs.libopus()
-        return True
-    except LMCodecError:
-        return False
-
-
+has_libopus = evaluation.opus_available
 needs_opus = pytest.mark.skipif(not has_libopus(), reason="libopus not installed (apt-get install libopus0)")
 needs_codec2 = pytest.mark.skipif(shutil.which("c2enc") is None or shutil.which("c2dec") is None,
                                   reason="c2enc / c2dec not installed (apt-get install codec2)")

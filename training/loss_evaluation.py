@@ -426,8 +426,8 @@ def timing_lines(records: list[dict], systems: list[LossySystem], data_seconds: 
     audio_seconds = sum(record["seconds"] for record in records)
     lines = ["### Time (one thread, seconds per utterance)", "",
              f"Mean over {len(records)} utterances ({audio_seconds / len(records):.1f} s of audio each). Send: "
-             "encoding (every transmission the conditions need); per condition: receiving; score: PESQ, STOI and "
-             "DNSMOS of one output.", "",
+             "encoding (every transmission the conditions need; LMCodec's concealments share one); per condition: "
+             "receiving; score: PESQ, STOI and DNSMOS of one output.", "",
              "| system | send | " + " | ".join(c.label for c in CONDITIONS) + " | score |",
              "|" + "---|" * (len(CONDITIONS) + 3)]
     total = sum(seconds for record in records for seconds in record["send_seconds"].values())
