@@ -45,6 +45,7 @@ from pathlib import Path
 import numpy as np
 
 from lmcodec.errors import LMCodecError
+from lmcodec.threads import limit_threads
 
 from .args import accept_underscore_spellings
 from .metrics import SCORES
@@ -399,11 +400,11 @@ _WORKER: dict = {}  # what a worker process of `--jobs` holds: its own model, sy
 
 def start_worker(model_path: str | None, groups: list[str], metrics: list[str], threads: int, out: str) -> None:
     """Initializer of a `--jobs` worker process: one thread budget, its own model, systems and scorers."""
-    import torch
+    import torch  # noqa: F401 - loaded first, so that limit_threads sets its pool too
 
     from lmcodec.loading import load_model
 
-    torch.set_num_threads(threads)
+    limit_threads(threads)
     model = load_model(model_path)
     _WORKER.update(systems=build_systems(model, groups)[0], scorers=load_scorers(metrics), out=Path(out))
 
@@ -465,12 +466,12 @@ def check_arguments(args) -> None:
 
 
 def run(args) -> int:
-    import torch
+    import torch  # noqa: F401 - loaded first, so that limit_threads sets its pool too
 
     from lmcodec.loading import describe_source, load_model
 
     check_arguments(args)
-    torch.set_num_threads(args.threads)
+    limit_threads(args.threads)
     dataset = open_dataset(args.data, args.split, args.audio_column)
     model, weights = load_model(args.model), describe_source(args.model)
     out = prepare_output(args.out)
@@ -550,7 +551,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         help=f"utterances whose decoded audio goes into the listening page (default: {DEFAULT_LISTEN})")
     add("--split", metavar="NAME", help="dataset split (default: test, else the only split)")
     add("--audio-column", default="audio", metavar="NAME", help="the dataset's audio column (default: audio)")
-    add("--threads", type=int, default=1, metavar="N", help="torch threads per process (default: 1)")
+    add("--threads", type=int, default=1, metavar="N",
+        help="threads per process: torch, BLAS and onnxruntime (DNSMOS too) (default: 1)")
     add("--jobs", type=int, default=1, metavar="N",
         help="worker processes sharing the utterances, each with its own model (default: 1; the scores do not "
              "change, the RTF is then measured with N processes competing for the machine)")

@@ -120,8 +120,12 @@ class Dnsmos(evaluate.Metric):
         if getattr(self, "_session", None) is None:
             import onnxruntime
 
+            from lmcodec.threads import coding_threads
+
             options = onnxruntime.SessionOptions()
             options.log_severity_level = 3
+            options.intra_op_num_threads = coding_threads()  # the process's thread setting (lmcodec.threads)
+            options.inter_op_num_threads = 1
             self._session = onnxruntime.InferenceSession(
                 model_path(), sess_options=options, providers=["CPUExecutionProvider"]
             )
