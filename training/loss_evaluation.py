@@ -52,6 +52,8 @@ METRICS = ("pesq", "stoi", "dnsmos_ovrl")
 METRIC_MODULES = ("pesq", "stoi", "dnsmos")
 NUM_COARSE = 3
 PACKET_FRAMES = 2  # 40 ms packets of 20 ms frames
+DEFAULT_SYNC_FRAMES = 12  # the datagram mode's default context reset: 240 ms
+SHORT_SYNC_FRAMES = 4  # 80 ms: at most one undecodable packet after a loss
 OPUS_KBPS = (6, 8)
 FEC_CONTROL_KBPS = 24  # a rate at which libopus 1.3 does code FEC: shows the FEC check can see it
 LOSS_RATES = (0.0, 0.05, 0.1, 0.2)
@@ -121,8 +123,9 @@ class LossySystem:
     opus_fec: bool = False
 
 
-def lmcodec_send(codec, audio: np.ndarray, condition: Condition) -> Sent:
-    encoder = codec.datagram_encoder(packet_frames=PACKET_FRAMES, num_coarse_quantizers=NUM_COARSE)
+def lmcodec_send(codec, audio: np.ndarray, condition: Condition, sync_frames: int = DEFAULT_SYNC_FRAMES) -> Sent:
+    encoder = codec.datagram_encoder(packet_frames=PACKET_FRAMES, sync_frames=sync_frames,
+                                     num_coarse_quantizers=NUM_COARSE)
     packets = encoder.push(audio) + encoder.flush()
     return Sent(packets, encoder.description())
 
@@ -139,11 +142,20 @@ def opus_loss_percent(condition: Condition, fec: bool) -> int:
 
 
 def lmcodec_systems(codec) -> list[LossySystem]:
+    """The default datagram stream (context reset every 240 ms) with every concealment, and the shorter reset of
+    lossy links (80 ms: damage after a loss at most one packet) with the two that continue the waveform."""
     from lmcodec.datagram import CONCEALMENTS
 
-    return [LossySystem(f"LMCodec Nc={NUM_COARSE}, {kind}", f"lmcodec-{kind}", "lmcodec", partial(lmcodec_send, codec),
-                        partial(lmcodec_receive, codec, kind), lambda condition: "lmcodec")
-            for kind in CONCEALMENTS]
+    systems = [LossySystem(f"LMCodec Nc={NUM_COARSE}, {kind}", f"lmcodec-{kind}", "lmcodec",
+                           partial(lmcodec_send, codec), partial(lmcodec_receive, codec, kind),
+                           lambda condition: "lmcodec")
+               for kind in CONCEALMENTS]
+    short = partial(lmcodec_send, codec, sync_frames=SHORT_SYNC_FRAMES)
+    systems += [LossySystem(f"LMCodec Nc={NUM_COARSE} reset 80 ms, {kind}", f"lmcodec-r{SHORT_SYNC_FRAMES}-{kind}",
+                            "lmcodec", short, partial(lmcodec_receive, codec, kind),
+                            lambda condition: f"lmcodec-r{SHORT_SYNC_FRAMES}")
+                for kind in CONCEALMENTS if kind != "silence"]
+    return systems
 
 
 def opus_systems() -> list[LossySystem]:
@@ -341,11 +353,14 @@ def lmcodec_pairs(systems: list[LossySystem]) -> list[tuple[LossySystem, LossySy
     """LMCodec concealments paired for differences: (lm, repeat), (lm, silence), (repeat, silence); concealments
     not in `CONCEALMENT_ORDER` come last, in their own order."""
     def rank(system: LossySystem) -> int:
-        kind = system.slug.removeprefix("lmcodec-")
+        kind = system.slug.rsplit("-", 1)[-1]
         return CONCEALMENT_ORDER.index(kind) if kind in CONCEALMENT_ORDER else len(CONCEALMENT_ORDER)
 
-    ordered = sorted(systems, key=rank)
-    return [(first, second) for position, first in enumerate(ordered) for second in ordered[position + 1:]]
+    pairs = []
+    for stream in dict.fromkeys(system.sending(NO_LOSS) for system in systems):  # within one stream each
+        ordered = sorted((system for system in systems if system.sending(NO_LOSS) == stream), key=rank)
+        pairs += [(first, second) for position, first in enumerate(ordered) for second in ordered[position + 1:]]
+    return pairs
 
 
 def paired_lines(records: list[dict], systems: list[LossySystem]) -> list[str]:
@@ -535,6 +550,16 @@ def run_settings(codec) -> dict:
             "libopus": libopus_version() if opus_available() else None}
 
 
+def parse_shard(text: str) -> tuple[int, int]:
+    try:
+        shard, shards = (int(part) for part in text.split("/"))
+    except ValueError:
+        shard = shards = -1
+    if not 0 <= shard < shards:
+        raise LMCodecError(f"--shard must be K/N with 0 <= K < N, got {text!r}.")
+    return shard, shards
+
+
 def opus_available() -> bool:
     from .packet_codecs import libopus
 
@@ -564,6 +589,7 @@ def run(args) -> int:
         raise LMCodecError(f"--max-files must be at least 1, got {args.max_files}.")
     codec = lmcodec.runtime.load_codec(args.model, threads=args.threads)
     files, data_seconds = audio_files(args.data, args.max_files)
+    shard, shards = parse_shard(args.shard)
     out = prepare_output(args.out)
     (out / "utterances").mkdir(exist_ok=True)
     systems, missing = build_systems(codec)
@@ -571,11 +597,16 @@ def run(args) -> int:
         print(f"lmcodec: {line}", file=sys.stderr)
     scorers, settings, records = load_scorers(METRIC_MODULES), run_settings(codec), []
     for index, file in enumerate(files):
+        if index % shards != shard:
+            continue
         start = time.perf_counter()
         audio, _ = load_audio(file, SAMPLING_RATE)
         record_path = out / "utterances" / f"{index:04d}-{file.stem}.json"
         records.append(evaluate_utterance(record_path, file.stem, index, audio, systems, scorers, settings))
         print(f"{index + 1}/{len(files)} {file.name}: {time.perf_counter() - start:.1f} s", file=sys.stderr)
+    if shards > 1:
+        print(f"shard {shard}/{shards} done; run again without --shard to write the summary", file=sys.stderr)
+        return 0
     lines = notes(missing, len(records), describe_source(args.model))
     write_json(out / "results.json", {"settings": settings, "notes": lines, **summarize(records, systems)})
     text = summary_markdown(records, systems, lines, data_seconds)
@@ -594,6 +625,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     add("--plot", metavar="FILE", help="where to write the plot (PNG; default: OUT/loss_quality.png)")
     add("--model", metavar="M", help="checkpoint with ONNX graphs (default: the bundled one)")
     add("--max-files", type=int, metavar="N", help="the first N files by name (default: all)")
+    add("--shard", default="0/1", metavar="K/N", help="score only the files whose index is K modulo N (to run N "
+                                                      "processes on one --out; then once without it to summarize)")
     add("--threads", type=int, default=1, metavar="N", help="threads of every pool on the coding path (default: 1)")
     parser.set_defaults(handler=run)
     return accept_underscore_spellings(parser)
