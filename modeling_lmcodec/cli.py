@@ -28,6 +28,7 @@ DEMO_SPEECH_SUBFOLDER = "librispeech-test-other"  # speakers never seen in train
 CHUNK_SECONDS = 1.0  # audio pushed per step, so long files show progress and memory stays flat
 BACKENDS = ("auto", "onnx", "torch")
 PACKET_MILLISECONDS = (20, 40, 60)  # datagram packets for `lmcodec send`: 1-3 frames
+SYNC_MILLISECONDS = (80, 120, 240)  # datagram context resets (a multiple of the packet's duration)
 # What `pip install lmcodec` adds to the runtime's own requirements (requirements-runtime.txt).
 FULL_PACKAGE_DEPENDENCIES = ("torch", "transformers", "datasets", "accelerate", "evaluate", "onnx", "onnxscript")
 
@@ -202,6 +203,13 @@ def run_decode(args) -> int:
     return 0
 
 
+def sync_frames_of(sync_ms: int, packet_ms: int, frame_rate: float) -> int:
+    """`--sync-ms` in frames, or a one-line error unless it is a multiple of `--packet-ms`."""
+    if sync_ms % packet_ms:
+        raise LMCodecError(f"--sync-ms must be a multiple of --packet-ms ({packet_ms}), got {sync_ms}.")
+    return round(sync_ms * frame_rate / 1000)
+
+
 def run_send(args) -> int:
     """A file, sent over UDP as a live source would: one datagram per packet, paced by a monotonic clock."""
     from .processing import resample
@@ -214,7 +222,9 @@ def run_send(args) -> int:
     settings = codec.settings
     audio = resample(audio, rate, settings.sampling_rate)
     packet_frames = round(args.packet_ms * settings.frame_rate / 1000)
-    report = send_stream(codec, audio, destination, packet_frames, injector if injector.active else None)
+    sync_frames = sync_frames_of(args.sync_ms, args.packet_ms, settings.frame_rate)
+    report = send_stream(codec, audio, destination, packet_frames, injector if injector.active else None,
+                         sync_frames=sync_frames)
     print(f"sent {args.input} to {args.to}: {report.describe()}")
     return 0
 
@@ -404,6 +414,9 @@ def _add_transport_commands(commands) -> None:
     send.add_argument("--to", required=True, metavar="HOST:PORT", help="where `lmcodec receive` listens")
     send.add_argument("--packet-ms", type=int, choices=PACKET_MILLISECONDS, default=40,
                       help="audio per datagram (default 40)")
+    send.add_argument("--sync-ms", type=int, default=240, choices=SYNC_MILLISECONDS,
+                      help="the entropy LM's context resets this often (default 240); after a loss, received audio "
+                           "decodes again within this minus one packet; 120 or 80 ms cost a few per cent more bits")
     loss = send.add_argument_group("injected network trouble (for testing)")
     loss.add_argument("--loss-rate", type=float, default=0.0,
                       help="fraction of packets dropped, Gilbert-Elliott bursts (default 0); the description and end "

@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import argparse
 
+from .cli import PACKET_MILLISECONDS, SYNC_MILLISECONDS
 from .concealment import CONCEALMENTS, DEFAULT_CONCEALMENT, DEFAULT_PREDICTION, PREDICTIONS
 from .errors import LMCodecError
-
-PACKET_MILLISECONDS = (20, 40, 60)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -24,7 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--burst", type=float, default=1.0, help="mean length of a loss burst, in packets (default 1)")
     parser.add_argument("--packet-ms", type=int, default=40, choices=PACKET_MILLISECONDS,
                         help="packet duration in ms (default 40)")
-    parser.add_argument("--sync-ms", type=int, default=240,
+    parser.add_argument("--sync-ms", type=int, default=240, choices=SYNC_MILLISECONDS,
                         help="the entropy LM's context resets every this many ms, a multiple of --packet-ms (default "
                              "240): after a loss, received audio decodes again within this minus one packet; shorter "
                              "costs a few per cent more bits")
@@ -45,7 +44,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
 
 
 def run(args) -> int:
-    from .cli import open_codec, read_audio_file
+    from .cli import open_codec, read_audio_file, sync_frames_of
     from .datagram import DatagramEncoder
     from .packet_loss import burst_lengths, check_loss_parameters, gilbert_elliott, send_through_loss
     from .processing import write_audio
@@ -60,13 +59,10 @@ def run(args) -> int:
     audio, rate = read_audio_file(args.input)
     codec, weights = open_codec(args.model, args.backend, args.threads)
     settings = codec.settings
-    packet_frames = int(args.packet_ms * settings.frame_rate // 1000)
-    sync_frames = args.sync_ms * settings.frame_rate / 1000
-    if sync_frames != int(sync_frames) or int(sync_frames) % packet_frames or sync_frames <= 0:
-        raise LMCodecError(f"--sync-ms must be a positive multiple of --packet-ms ({args.packet_ms}), got "
-                           f"{args.sync_ms}.")
-    encoder = DatagramEncoder(codec, packet_frames=packet_frames, sync_frames=int(sync_frames), sampling_rate=rate,
-                              num_coarse_quantizers=args.coarse)
+    packet_frames = round(args.packet_ms * settings.frame_rate / 1000)
+    encoder = DatagramEncoder(codec, packet_frames=packet_frames,
+                              sync_frames=sync_frames_of(args.sync_ms, args.packet_ms, settings.frame_rate),
+                              sampling_rate=rate, num_coarse_quantizers=args.coarse)
     packets = encoder.push(audio) + encoder.flush()
     lost = gilbert_elliott(len(packets), args.loss_rate, args.burst, args.seed)
     received = send_through_loss(codec, encoder.description(), packets, lost, concealment=args.conceal,

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .datagram import DEFAULT_PACKET_FRAMES, DatagramDecoder, DatagramEncoder
+from .datagram import DEFAULT_PACKET_FRAMES, DEFAULT_SYNC_FRAMES, DatagramDecoder, DatagramEncoder
 from .errors import LMCodecError
 from .jitter_buffer import DEFAULT_PLAYOUT_DELAY, JitterBuffer
 from .packet_loss import check_loss_parameters, gilbert_elliott
@@ -363,10 +363,14 @@ class _LiveSource:
 
 
 def send_stream(codec, audio: np.ndarray, destination: tuple[str, int], packet_frames: int = DEFAULT_PACKET_FRAMES,
-                injector: LossInjector | None = None, clock=time.monotonic, sleep=time.sleep) -> SendReport:
+                injector: LossInjector | None = None, clock=time.monotonic, sleep=time.sleep,
+                sync_frames: int = DEFAULT_SYNC_FRAMES) -> SendReport:
     """Send mono float32 `audio` `[T]` at the model's rate to `destination` (host, port) in real time, as a live
-    source would (see the module docstring), through `injector` if given."""
-    encoder = DatagramEncoder(codec, packet_frames)
+    source would (see the module docstring), through `injector` if given. `sync_frames`: the context reset period
+    (a multiple of `packet_frames`); the sequence field wraps every 240 ms whatever it is (the jitter buffer's
+    window)."""
+    encoder = DatagramEncoder(codec, packet_frames, sync_frames,
+                              sequence_modulus=max(DEFAULT_SYNC_FRAMES // packet_frames, 2))
     settings = encoder.backend.settings
     audio = np.asarray(audio, dtype=np.float32)
     if audio.ndim != 1 or len(audio) == 0:

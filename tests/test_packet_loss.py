@@ -79,3 +79,15 @@ def test_simulate_loss_command(tmp_path, capsys):
     assert main(["simulate-loss", *arguments[:-4], "--burst", "0.5"]) == 2
     assert "mean burst must be at least 1 packet" in capsys.readouterr().err
     assert main(["simulate-loss", str(tmp_path / "missing.wav"), str(out), "--loss-rate", "0.1"]) == 2
+
+
+def test_a_shorter_context_reset_bounds_the_damage_to_one_packet(tmp_path, capsys):
+    source, out = tmp_path / "in.wav", tmp_path / "out.wav"
+    sf.write(source, speech_like(3.0, seed=9), 16000)
+    arguments = ["simulate-loss", str(source), str(out), "--model", str(GOLDEN_DIR), "--backend", "torch",
+                 "--loss-rate", "0.2", "--burst", "2", "--seed", "5"]
+    assert main([*arguments, "--sync-ms", "80"]) == 0
+    printed = capsys.readouterr().out
+    assert "context reset every 80 ms" in printed and "(longest 40 ms;" in printed
+    assert main([*arguments, "--sync-ms", "80", "--packet-ms", "60"]) == 2
+    assert "--sync-ms must be a multiple of --packet-ms (60), got 80." in capsys.readouterr().err
