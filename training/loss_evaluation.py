@@ -484,7 +484,7 @@ def summary_markdown(records: list[dict], systems: list[LossySystem], notes: lis
 
 
 # ---------------------------------------------------------------------------------------------------- the plot
-GROUP_COLORS = {"LMCodec": "#1f5fbf", "Opus 6": "#3a9a4a", "Opus 8": "#8fbf3a", "Codec2": "#d9731a"}
+GROUP_COLORS = {"LMCodec Nc=3 reset": "#8a3fbf", "LMCodec": "#1f5fbf", "Opus 6": "#3a9a4a", "Opus 8": "#8fbf3a", "Codec2": "#d9731a"}
 VARIANT_LINES = ("-", "--", ":", "-.")
 
 
@@ -523,7 +523,7 @@ def plot(records: list[dict], systems: list[LossySystem], path: Path) -> Path:
     handles, labels = axes[0][0].get_legend_handles_labels()
     figure.legend(handles, labels, loc="lower center", ncol=min(len(labels), 5), fontsize=8, frameon=False)
     figure.suptitle(f"Quality under packet loss: 40 ms packets, mean of {len(records)} utterances", fontsize=11)
-    figure.tight_layout(rect=(0, 0.07 if len(labels) <= 5 else 0.11, 1, 1))
+    figure.tight_layout(rect=(0, 0.04 + 0.035 * -(-len(labels) // 5), 1, 1))
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=130)
     plt.close(figure)
