@@ -11,7 +11,11 @@ and is counted separately). Designs:
   `datagram, no fields` codes the same packets without the sequence field (measurement only), so the cost of the
   in-packet fields is measured exactly as the difference.
 
-    python benchmarks/bench_datagram.py --speech-dir DATA/speech [--files N] [--json results.json]
+- `resets`: datagram mode at 40 ms with shorter context resets for lossy links (80 and 120 ms: after a loss at most
+  one or two packets cannot be decoded), the sequence field wrapping after R / P packets or after 240 ms (6 packets,
+  the UDP transport's jitter window).
+
+    python benchmarks/bench_datagram.py --speech-dir DATA/speech [--files N] [--designs all|resets] [--json results.json]
 
 DATA is the data root described in training/data_sources.md. Runs on the ONNX runtime, one thread.
 """
@@ -96,6 +100,8 @@ def main(argv=None) -> int:
     parser.add_argument("--model", default=None, help="checkpoint (default: the bundled one)")
     parser.add_argument("--files", type=int, default=None, help="first N files only")
     parser.add_argument("--coarse", type=int, default=3)
+    parser.add_argument("--designs", choices=("all", "resets"), default="all",
+                        help="every design (default) or only the 40 ms reset periods (with the file-mode reference)")
     parser.add_argument("--json", help="write the figures here")
     args = parser.parse_args(argv)
 
@@ -124,7 +130,12 @@ def main(argv=None) -> int:
     record(1000, "file mode: v3 container, 1 s packets, context 6 s (packets)", reference)
     rows[-1]["kbps_all_bytes"] = (reference["packet_bytes"] + reference["header_bytes"]) * 8 / seconds / 1000
     print(f"          all bytes with the 41-byte header per file: {rows[-1]['kbps_all_bytes']:.4f} kbps")
-    for packet_frames, sync_frames in ((1, 11), (2, 12), (3, 12)):
+    for sync_frames in (4, 6, 12):
+        per_segment = sync_frames // 2
+        for modulus in dict.fromkeys((max(per_segment, 2), 6)):
+            record(40, f"datagram, reset every {sync_frames} ({20 * sync_frames} ms), seq mod {modulus}, start mix",
+                   run_datagram(codec, clips, 2, sync_frames, sequence_modulus=modulus))
+    for packet_frames, sync_frames in ((1, 11), (2, 12), (3, 12)) if args.designs == "all" else ():
         ms = 20 * packet_frames
         per_segment = sync_frames // packet_frames
         if packet_frames < 3:
