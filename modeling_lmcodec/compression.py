@@ -14,7 +14,9 @@ model (`torch_backend.TorchCodecBackend`, used when an `LMCodecModel` is passed)
 - `sender(num_quantizers)`: `push(samples float32 [T] at the model rate) -> codes int64 [K, f]`, `flush() -> [K, f]`;
 - `receiver(num_coarse, sync_frames, fine_decoding, seed, start_frame)`: `push(coarse codes [Nc, f]) -> samples
   float32 [f * hop_length]` in [-1, 1], `flush() -> samples` (what the decoder's output delay still holds; the next
-  push starts a new decoder stream while the fine levels' context carries on);
+  push starts a new decoder stream while the fine levels' context carries on), and `push_latent(latent float32
+  [f, D]) -> samples` (a concealed frame's expected latent, decoded without the fine levels);
+- `codebooks`: the quantizer's codebooks `[Nq, K, D]` float32;
 - `entropy_coder(num_coarse, format_version)`: the range coder (`range_coding.IntegerEntropyCoder` for version 3);
 - `fingerprint_arrays(format_version, entropy_coded) -> dict[name, array]`: the tensors the stream depends on;
 - `coding_context()`: a context manager around every coding call (the torch backend pins it to one exact thread).
