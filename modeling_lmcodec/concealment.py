@@ -79,9 +79,7 @@ def choose_code(frequencies: np.ndarray, temperature: float, rng: np.random.Gene
     table = np.asarray(frequencies).reshape(-1)
     if rng is None or temperature <= 0:
         return int(np.argmax(table))
-    logits = np.log(np.maximum(table, 1).astype(np.float64)) / temperature
-    weights = np.exp(logits - logits.max())
-    cumulative = np.cumsum(weights)
+    cumulative = np.cumsum(sharpened(table, temperature))
     return int(min(np.searchsorted(cumulative, rng.random() * cumulative[-1], side="right"), len(table) - 1))
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import argparse
 
-from .cli import PACKET_MILLISECONDS, SYNC_MILLISECONDS
+from .cli import PACKET_MILLISECONDS, SYNC_MILLISECONDS, _add_coding_options
 from .concealment import CONCEALMENTS, DEFAULT_CONCEALMENT, DEFAULT_PREDICTION, PREDICTIONS
 from .errors import LMCodecError
 
@@ -35,11 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
                         help="with --conceal lm: decode the expected codebook vectors (default), the most probable "
                              "codes, or codes sampled with --seed")
     parser.add_argument("--coarse", type=int, help="coarse levels to send (default: the model's)")
-    parser.add_argument("--model", help="checkpoint folder or Hugging Face repo id (default: the bundled checkpoint)")
-    parser.add_argument("--backend", choices=("auto", "onnx", "torch"), default="auto",
-                        help="onnx: the ONNX runtime; torch: the PyTorch model; auto (default): onnx when the "
-                             "checkpoint has graphs")
-    parser.add_argument("--threads", type=int, default=1, help="threads for the coding path (default 1)")
+    _add_coding_options(parser)
     return parser
 
 
